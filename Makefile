@@ -1,0 +1,41 @@
+# `make run` and `make test` each set up everything on a fresh Debian machine, then run.
+
+VENV            := .venv
+PYTHON          ?= python3
+SYSTEM_PACKAGES := ffmpeg espeak-ng
+SUDO            := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+STAMP           := $(VENV)/.installed
+
+.PHONY: run test setup system-packages bench clean
+
+run: setup
+	$(VENV)/bin/anchor check
+	$(VENV)/bin/anchor render --all --out data/renders
+
+test: setup
+	$(VENV)/bin/python -m pytest
+
+bench: setup
+	$(VENV)/bin/python benchmarks/render.py
+
+setup: system-packages $(STAMP)
+
+# apt-get only what is missing, so a set-up machine starts at once.
+system-packages:
+	@missing=""; \
+	for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	$(PYTHON) -c 'import ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) data/renders data/cache

@@ -1,0 +1,277 @@
+"""The `anchor` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from anchor.config import DEFAULT_CONFIG, Settings, default_settings, load_settings
+from anchor.content import Script, find_scripts, load_script
+from anchor.problems import InputError, Problem
+from anchor.program import FILES, Program, RenderError, render_program
+from anchor.speech.cache import ProgramCache
+from anchor.speech.chain import EngineChain
+from anchor.speech.engines import EngineError, UnknownEngine, UnknownVoice, engine_type
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="A digital-human anchor for institutional live streams.")
+out = Console()
+err = Console(stderr=True)
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class State:
+    config: Path = DEFAULT_CONFIG
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings(State.config)
+    except InputError as exc:
+        _report(exc.problems)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    logging.getLogger().setLevel(settings.log.level)
+    return settings
+
+
+def _report(problems: list[Problem]) -> None:
+    for problem in problems:
+        style = "yellow" if problem.warning else "red"
+        err.print(f"[{style}]{'warning' if problem.warning else 'error'}[/]: {problem}", highlight=False, markup=True)
+
+
+@app.callback()
+def options(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The settings file.")] = DEFAULT_CONFIG,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")] = False,
+) -> None:
+    State.config = config
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(console=err, show_path=False, rich_tracebacks=False)])
+
+
+def _chain(settings: Settings, engine: str | None) -> EngineChain:
+    try:
+        return EngineChain(settings, only=engine)
+    except UnknownEngine as exc:
+        err.print(f"[red]error[/]: {exc}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def _resolve_script_path(settings: Settings, given: Path) -> Path:
+    if given.exists():
+        return given
+    inside = settings.scripts_dir / given
+    return inside if inside.exists() else given
+
+
+def _load(settings: Settings, path: Path) -> Script:
+    try:
+        return load_script(path, settings.scripts_dir)
+    except InputError as exc:
+        _report(exc.problems)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def _publish(program: Program, directory: Path) -> None:
+    """Copy a cached Program's files to where the user asked; program.json also says whether it was a hit."""
+    directory.mkdir(parents=True, exist_ok=True)
+    assert program.directory is not None
+    for name in FILES[:-1]:
+        shutil.copyfile(program.directory / name, directory / name)
+    (directory / "program.json").write_text(program.to_json(), encoding="utf-8")
+
+
+def _summary(rows: list[tuple[Program, Path]]) -> Table:
+    table = Table(title="Rendered programs", show_lines=False)
+    for column in ("script", "duration", "engine / voice", "loudness", "cache", "output"):
+        table.add_column(column)
+    for program, directory in rows:
+        table.add_row(
+            program.script, f"{program.duration_seconds:.1f} s", f"{program.engine} / {program.voice}",
+            f"{program.loudness.integrated_lufs:.1f} LUFS, {program.loudness.true_peak_dbtp:.1f} dBTP",
+            "hit" if program.cache_hit else f"rendered in {program.render_seconds:.1f} s", str(directory),
+        )
+    return table
+
+
+@app.command()
+def render(
+    script: Annotated[Optional[Path], typer.Argument(help="A script file, or its path inside scripts_content/.")] = None,
+    all_scripts: Annotated[bool, typer.Option("--all", help="Render every script.")] = False,
+    engine: Annotated[Optional[str], typer.Option(help="Use only this engine (no fallback).")] = None,
+    voice: Annotated[Optional[str], typer.Option(help="Voice for the engine that has it.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Where to write program.wav/.srt/.vtt/.json.")] = None,
+) -> None:
+    """Render scripts into Programs: normalized speech audio plus subtitles."""
+    settings = _settings()
+    if all_scripts == (script is not None):
+        err.print("[red]error[/]: give one SCRIPT or --all")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if script is not None:
+        targets = [_load(settings, _resolve_script_path(settings, script))]
+    else:
+        paths, problems, targets = find_scripts(settings.scripts_dir), [], []
+        for path in paths:
+            try:
+                targets.append(load_script(path, settings.scripts_dir))
+            except InputError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            _report(problems)
+            raise typer.Exit(EXIT_BAD_INPUT)
+    base = out_dir or settings.data_dir / "renders"
+    chain = _chain(settings, engine)
+    cache = ProgramCache(settings.cache_dir, settings.cache.max_size_mb * 1024 * 1024)
+    rows: list[tuple[Program, Path]] = []
+    failures: list[str] = []
+
+    async def run_all(progress: Progress | None) -> None:
+        task = progress.add_task("rendering", total=len(targets)) if progress else None
+        for target in targets:
+            if progress is not None and task is not None:
+                progress.update(task, description=target.name)
+            try:
+                program = await render_program(target, settings, chain, cache, voice=voice)
+            except RenderError as exc:
+                failures.append(f"{target.name}: every engine failed: {exc}")
+            else:
+                directory = (base / Path(target.name).with_suffix("")) if script is None else base
+                _publish(program, directory)
+                rows.append((program, directory))
+            if progress is not None and task is not None:
+                progress.advance(task)
+
+    try:
+        if all_scripts:
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=err, transient=True) as progress:
+                asyncio.run(run_all(progress))
+        else:
+            asyncio.run(run_all(None))
+    except UnknownVoice as exc:
+        err.print(f"[red]error[/]: {exc}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    if rows:
+        out.print(_summary(rows))
+        for program, _ in rows:
+            if program.fallback_reason:
+                out.print(f"[yellow]{program.script}[/]: fell back to {program.engine} because {program.fallback_reason}")
+        out.print(f"Files are in {base.resolve()}")
+    for failure in failures:
+        err.print(f"[red]error[/]: {failure}")
+    if failures:
+        raise typer.Exit(EXIT_FAILED)
+
+
+async def _voice_problems(settings: Settings, scripts: list[Script]) -> list[Problem]:
+    """A script's voice must belong to an engine in the chain, and that engine must have it."""
+    problems: list[Problem] = []
+    try:
+        chain = EngineChain(settings)
+    except UnknownEngine:
+        return problems  # already reported against anchor.toml
+    for script in scripts:
+        if not script.voice:
+            continue
+        owners = [e for e in chain.engines if e.owns_voice_name(script.voice)]
+        if not owners:
+            problems.append(Problem(script.source, _front_matter_line(script.source, "voice"),
+                                    f"no engine in the chain has a voice named '{script.voice}'",
+                                    "`anchor voices` lists them; e.g. voice = \"zh-CN-XiaoxiaoNeural\"", "voice"))
+            continue
+        try:
+            await owners[0].resolve_voice(script.language, script.voice)
+        except UnknownVoice as exc:
+            problems.append(Problem(script.source, _front_matter_line(script.source, "voice"), str(exc), key="voice"))
+        except EngineError:
+            pass  # cannot ask the engine now; not the script's fault
+    return problems
+
+
+def _front_matter_line(path: Path, key: str) -> int | None:
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if line.split("=")[0].strip() == key:
+            return number
+    return None
+
+
+@app.command()
+def check() -> None:
+    """Validate anchor.toml and every script; list every problem with file:line. Exit 2 if any."""
+    problems: list[Problem] = []
+    try:
+        settings = load_settings(State.config)
+    except InputError as exc:
+        problems.extend(exc.problems)
+        settings = default_settings(State.config.resolve().parent)
+    scripts: list[Script] = []
+    paths = find_scripts(settings.scripts_dir)
+    if not settings.scripts_dir.is_dir():
+        problems.append(Problem(State.config, None, f"scripts folder {settings.scripts_dir} does not exist",
+                                "create it or set paths.scripts_dir", "paths.scripts_dir"))
+    for path in paths:
+        try:
+            scripts.append(load_script(path, settings.scripts_dir))
+        except InputError as exc:
+            problems.extend(exc.problems)
+    problems.extend(asyncio.run(_voice_problems(settings, scripts)))
+    _report(problems)
+    errors = [p for p in problems if not p.warning]
+    if errors:
+        err.print(f"{len(errors)} problem{'s' * (len(errors) != 1)} found")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    out.print(f"ok: {State.config} and {len(scripts)} script{'s' * (len(scripts) != 1)} are valid")
+
+
+@app.command()
+def voices(
+    engine: Annotated[Optional[str], typer.Option(help="Only this engine.")] = None,
+    language: Annotated[Optional[str], typer.Option(help="Only voices whose language starts with this, e.g. zh.")] = None,
+) -> None:
+    """List the voices each engine offers."""
+    settings = _settings()
+    names = [engine] if engine else settings.speech.chain.engines
+    unreachable = False
+    for name in names:
+        try:
+            instance = engine_type(name)(settings.engine_settings(name))
+        except UnknownEngine as exc:
+            err.print(f"[red]error[/]: {exc}")
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        try:
+            found = asyncio.run(instance.list_voices())
+        except EngineError as exc:
+            err.print(f"[yellow]{name}[/]: the voice list cannot be reached ({exc.reason}); "
+                      f"voices already set in anchor.toml keep working when the service is back")
+            unreachable = True
+            continue
+        if language:
+            found = [v for v in found if v.language.lower().startswith(language.lower())]
+        table = Table(title=f"{name} voices ({len(found)})")
+        for column in ("voice", "language", "gender", "description"):
+            table.add_column(column)
+        for v in found:
+            table.add_row(v.name, v.language, v.gender, v.description)
+        out.print(table)
+    if unreachable:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

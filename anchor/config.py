@@ -1,0 +1,160 @@
+"""anchor.toml → typed settings. Every error names the file, the line and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from anchor.problems import InputError, Problem
+from anchor.tomlsource import TomlSource, read_text, validation_problems
+
+DEFAULT_CONFIG = Path("anchor.toml")
+
+Seconds = Annotated[float, Field(ge=0, le=60)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathSettings(Section):
+    """Folders; relative paths are taken from the folder holding anchor.toml."""
+
+    data_dir: Path = Path("data")
+    scripts_dir: Path = Path("scripts_content")
+    schedules_dir: Path = Path("schedules")
+    cache_dir: Path | None = None  # default: <data_dir>/cache
+
+
+class LoudnessSettings(Section):
+    """EBU R128 targets for every Program."""
+
+    target_lufs: float = Field(-16.0, ge=-40, le=-5)
+    true_peak_dbtp: float = Field(-1.5, ge=-9, le=0)
+    sample_rate: int = 48000
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _broadcast_rate(cls, value: int) -> int:
+        if value not in (44100, 48000):
+            raise ValueError("sample_rate must be 48000 (broadcast) or 44100")
+        return value
+
+
+class SubtitleSettings(Section):
+    max_line_chars: int = Field(18, ge=6, le=80)  # 18 CJK characters fit a 16:9 lower third
+
+
+class ChainSettings(Section):
+    """How engines are tried: timeouts, retries, and the circuit breaker."""
+
+    engines: list[str] = Field(default_factory=lambda: ["edge", "espeak"], min_length=1)
+    request_timeout: float = Field(20.0, gt=0, le=300)
+    retries: int = Field(2, ge=0, le=10)
+    backoff: float = Field(0.5, ge=0, le=60)
+    breaker_failures: int = Field(3, ge=1, le=100)
+    breaker_cooldown: float = Field(300.0, ge=1, le=86400)
+
+
+class SpeechSettings(Section):
+    language: str = "zh-CN"
+    sentence_pause: Seconds = 0.35
+    paragraph_pause: Seconds = 0.8
+    clause_pause: Seconds = 0.18
+    max_sentence_chars: int = Field(80, ge=10, le=400)
+    chain: ChainSettings = ChainSettings()
+    loudness: LoudnessSettings = LoudnessSettings()
+    # Per-engine tables ([speech.engines.edge] …); each engine file defines and validates its own.
+    engines: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class CacheSettings(Section):
+    max_size_mb: int = Field(2048, ge=16)
+
+
+class LogSettings(Section):
+    level: str = "INFO"
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("level must be one of DEBUG, INFO, WARNING, ERROR")
+        return value.upper()
+
+
+class Settings(Section):
+    paths: PathSettings = PathSettings()
+    speech: SpeechSettings = SpeechSettings()
+    subtitles: SubtitleSettings = SubtitleSettings()
+    cache: CacheSettings = CacheSettings()
+    log: LogSettings = LogSettings()
+    # Where this came from; relative paths resolve against base_dir.
+    source: Path | None = None
+    base_dir: Path = Path(".")
+
+    def resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.resolve(self.paths.data_dir)
+
+    @property
+    def scripts_dir(self) -> Path:
+        return self.resolve(self.paths.scripts_dir)
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.resolve(self.paths.cache_dir) if self.paths.cache_dir else self.data_dir / "cache"
+
+    def engine_settings(self, name: str) -> BaseModel:
+        from anchor.speech.engines import engine_type
+
+        return engine_type(name).Settings.model_validate(self.speech.engines.get(name, {}))
+
+
+def load_settings(path: Path = DEFAULT_CONFIG) -> Settings:
+    """Read and validate anchor.toml; raises InputError listing every problem."""
+    source = TomlSource(path, read_text(path))
+    data = dict(source.data)
+    for reserved in ("source", "base_dir"):
+        if reserved in data:
+            raise InputError([source.problem((reserved,), f"unknown key '{reserved}'", "remove it")])
+    base = path.resolve().parent
+    try:
+        settings = Settings.model_validate({**data, "source": path, "base_dir": base})
+    except ValidationError as exc:
+        raise InputError(validation_problems(source, exc, Settings)) from None
+    problems = _engine_problems(source, settings)
+    if problems:
+        raise InputError(problems)
+    return settings
+
+
+def _engine_problems(source: TomlSource, settings: Settings) -> list[Problem]:
+    from anchor.speech.engines import engine_names, engine_type
+
+    known = engine_names()
+    problems: list[Problem] = []
+    for index, name in enumerate(settings.speech.chain.engines):
+        if name not in known:
+            problems.append(source.problem(("speech", "chain", "engines"), f"unknown engine '{name}'",
+                                           f"choose from: {', '.join(known)}"))
+    for name, table in settings.speech.engines.items():
+        if name not in known:
+            problems.append(source.problem(("speech", "engines", name), f"unknown engine '{name}'",
+                                           f"engine tables are: {', '.join(known)}"))
+            continue
+        model = engine_type(name).Settings
+        try:
+            model.model_validate(table)
+        except ValidationError as exc:
+            problems.extend(validation_problems(source, exc, model, ("speech", "engines", name)))
+    return problems
+
+
+def default_settings(base_dir: Path = Path(".")) -> Settings:
+    return Settings(base_dir=base_dir.resolve())

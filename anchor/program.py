@@ -1,0 +1,240 @@
+"""A Program: everything rendering makes for one script and voice, cached by what shapes it.
+
+render_program is the render stage of the data flow: Script → sentences → engine chain → joined,
+normalized audio → subtitle cues → a cache entry holding program.wav/.srt/.vtt/.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+from anchor.config import Settings
+from anchor.content import Paragraph, Pause, Script
+from anchor.metrics import PROGRAM_CACHE_LOOKUPS, RENDER_SECONDS, TTS_FALLBACKS
+from anchor.speech import audio
+from anchor.speech.cache import ProgramCache, cache_key
+from anchor.speech.chain import EngineChain, EngineFailed
+from anchor.speech.engines import SpeechEngine, SpokenAudio, UnknownVoice, WordTiming
+from anchor.speech.sentences import split_lines, split_sentences
+from anchor.speech.subtitles import PlacedSentence, build_cues, to_srt, to_vtt
+
+log = logging.getLogger(__name__)
+
+# Bump when a change to rendering would change its output: old cache entries then stop matching.
+PIPELINE_VERSION = 1
+HEAD_SILENCE = 0.25  # a clean start when the output cuts to the program
+TAIL_SILENCE = 0.5
+EDGE_PAD = 0.03  # kept around each sentence's speech so soft onsets are not clipped
+FILES = ("program.wav", "program.srt", "program.vtt", "program.json")
+
+
+class RenderError(Exception):
+    """No engine could render the Program; the message lists why each failed."""
+
+
+class LoudnessReport(BaseModel):
+    integrated_lufs: float
+    true_peak_dbtp: float
+    range_lu: float
+    target_lufs: float
+
+
+class Program(BaseModel):
+    key: str
+    script: str
+    title: str
+    content_hash: str
+    engine: str
+    voice: str
+    fallback_reason: str | None
+    duration_seconds: float
+    sentences: int
+    cues: int
+    loudness: LoudnessReport
+    audio_sha256: str
+    rendered_at: datetime
+    render_seconds: float
+    pipeline_version: int
+    cache_hit: bool = False
+    directory: Path | None = None
+
+    @property
+    def audio_path(self) -> Path:
+        assert self.directory is not None
+        return self.directory / "program.wav"
+
+    @classmethod
+    def load(cls, directory: Path) -> "Program":
+        program = cls.model_validate_json((directory / "program.json").read_text())
+        return program.model_copy(update={"directory": directory})
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2, exclude={"directory"})
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One TTS request: its text and the silence before it."""
+
+    text: str
+    gap_before: float
+
+
+def plan_units(script: Script, engine: SpeechEngine, settings: Settings) -> list[Unit]:
+    speech = settings.speech
+    units: list[Unit] = []
+    explicit: float | None = None  # [pause …] lines since the last paragraph
+    for block in script.blocks:
+        if isinstance(block, Pause):
+            explicit = (explicit or 0.0) + block.seconds
+            continue
+        assert isinstance(block, Paragraph)
+        for s_index, sentence in enumerate(split_sentences(block.text, speech.max_sentence_chars)):
+            # Without word timings each subtitle line is its own request, so every cue's time is exact.
+            pieces = [sentence] if engine.word_timing else split_lines(sentence, settings.subtitles.max_line_chars)
+            for p_index, piece in enumerate(pieces):
+                if not units:
+                    gap = explicit or 0.0
+                elif p_index:
+                    gap = speech.clause_pause
+                elif s_index:
+                    gap = speech.sentence_pause
+                else:
+                    gap = explicit if explicit is not None else speech.paragraph_pause
+                units.append(Unit(piece, gap))
+        explicit = None
+    return units
+
+
+def program_key(script: Script, engine: SpeechEngine, voice: str, settings: Settings) -> str:
+    speech = settings.speech
+    return cache_key({
+        "pipeline": PIPELINE_VERSION,
+        "content": script.content_hash,
+        "engine": engine.name,
+        "voice": voice,
+        "prosody": [script.prosody.rate, script.prosody.pitch, script.prosody.volume],
+        "loudness": speech.loudness.model_dump(),
+        "pauses": [speech.sentence_pause, speech.paragraph_pause, speech.clause_pause],
+        "max_sentence_chars": speech.max_sentence_chars,
+        "max_line_chars": settings.subtitles.max_line_chars,
+    })
+
+
+def _assemble(units: list[Unit], spoken: list[SpokenAudio], raw: Path) -> tuple[list[PlacedSentence], int, float]:
+    """Write gaps and trimmed sentences as one raw PCM stream; return where each sentence landed."""
+    rate = spoken[0].sample_rate
+    if any(s.sample_rate != rate for s in spoken):
+        raise RenderError("the engine returned mixed sample rates")
+    pad = round(EDGE_PAD * rate)
+    placed: list[PlacedSentence] = []
+    position = 0
+    with raw.open("wb") as out:
+        def silence(seconds: float) -> None:
+            nonlocal position
+            count = round(seconds * rate)
+            out.write(np.zeros(count, dtype="<i2").tobytes())
+            position += count
+
+        silence(HEAD_SILENCE)
+        for unit, sentence in zip(units, spoken):
+            silence(unit.gap_before)
+            first, last = audio.speech_bounds(sentence.samples)
+            if last == 0:
+                log.warning("engine returned silence for %r", unit.text)
+                continue
+            first, last = max(0, first - pad), min(len(sentence.samples), last + pad)
+            start = position / rate
+            shift = start - first / rate
+            words = [WordTiming(w.text, w.start + shift, w.end + shift) for w in sentence.words]
+            out.write(sentence.samples[first:last].astype("<i2").tobytes())
+            position += last - first
+            placed.append(PlacedSentence(unit.text, start, position / rate, words))
+        silence(TAIL_SILENCE)
+    return placed, rate, position / rate
+
+
+async def _render_with(script: Script, engine: SpeechEngine, voice: str, key: str, chain: EngineChain,
+                       cache: ProgramCache, settings: Settings, fallback: str | None) -> Program:
+    started = time.perf_counter()
+    units = plan_units(script, engine, settings)
+    spoken = await chain.speak(engine, [u.text for u in units], voice, script.prosody)
+    loud = settings.speech.loudness
+    with cache.staging(key) as staged:
+        raw = staged / "speech.raw"
+        placed, rate, _ = _assemble(units, spoken, raw)
+        measured = await audio.normalize(raw, rate, staged / "program.wav", loud.target_lufs,
+                                         loud.true_peak_dbtp, loud.sample_rate)
+        raw.unlink()
+        cues = build_cues(placed, settings.subtitles.max_line_chars)
+        (staged / "program.srt").write_text(to_srt(cues), encoding="utf-8")
+        (staged / "program.vtt").write_text(to_vtt(cues), encoding="utf-8")
+        wav = (staged / "program.wav").read_bytes()
+        frames = (len(wav) - 44) // 2  # 16-bit mono after a 44-byte header
+        program = Program(
+            key=key, script=script.name, title=script.title, content_hash=script.content_hash,
+            engine=engine.name, voice=voice, fallback_reason=fallback,
+            duration_seconds=round(frames / loud.sample_rate, 3),
+            sentences=len(placed), cues=len(cues),
+            loudness=LoudnessReport(integrated_lufs=measured.integrated_lufs,
+                                    true_peak_dbtp=measured.true_peak_dbtp, range_lu=measured.range_lu,
+                                    target_lufs=loud.target_lufs),
+            audio_sha256=hashlib.sha256(wav).hexdigest(),
+            rendered_at=datetime.now(timezone.utc),
+            render_seconds=round(time.perf_counter() - started, 3),
+            pipeline_version=PIPELINE_VERSION,
+        )
+        (staged / "program.json").write_text(program.to_json(), encoding="utf-8")  # last: marks complete
+        entry = cache.commit(key, staged)
+    RENDER_SECONDS.labels(engine.name).observe(program.render_seconds)
+    return program.model_copy(update={"directory": entry})
+
+
+async def _voice_for(engine: SpeechEngine, script: Script, requested: str | None) -> str:
+    """A requested voice goes to the engine it belongs to; every other engine speaks its language default."""
+    return await engine.resolve_voice(script.language, requested if requested and engine.owns_voice_name(requested) else None)
+
+
+async def render_program(script: Script, settings: Settings, chain: EngineChain, cache: ProgramCache,
+                         voice: str | None = None) -> Program:
+    """The Program for `script`: from the cache when it is there, else rendered by the first engine that can.
+
+    Raises UnknownVoice for a voice no engine in the chain has, RenderError when every engine failed.
+    """
+    requested = voice or script.voice
+    if requested and not any(e.owns_voice_name(requested) for e in chain.engines):
+        raise UnknownVoice(f"no engine in the chain ({', '.join(e.name for e in chain.engines)}) has a voice "
+                           f"named '{requested}' (`anchor voices` lists them)")
+    reasons: list[str] = []
+    first: SpeechEngine | None = None
+    for engine in chain.candidates(reasons):
+        first = first or engine
+        chosen = await _voice_for(engine, script, requested)
+        key = program_key(script, engine, chosen, settings)
+        hit = cache.get(key)
+        if hit is not None:
+            PROGRAM_CACHE_LOOKUPS.labels("hit").inc()
+            program = Program.load(hit)
+            return program.model_copy(update={"cache_hit": True,
+                                              "fallback_reason": "; ".join(reasons) or program.fallback_reason})
+        PROGRAM_CACHE_LOOKUPS.labels("miss").inc()
+        fallback = "; ".join(reasons) or None
+        try:
+            program = await _render_with(script, engine, chosen, key, chain, cache, settings, fallback)
+        except EngineFailed as exc:
+            log.warning("%s: %s; trying the next engine", script.name, exc)
+            reasons.append(str(exc))
+            continue
+        if fallback:
+            TTS_FALLBACKS.labels(chain.engines[0].name, engine.name).inc()
+            log.warning("%s rendered with %s (%s) because %s", script.name, engine.name, chosen, fallback)
+        return program
+    raise RenderError("; ".join(reasons) or "no engine is configured")

@@ -1,0 +1,93 @@
+"""The one interface every TTS engine implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from anchor.content import Prosody
+
+
+class EngineSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class WordTiming:
+    text: str
+    start: float  # seconds from the start of the sentence's audio
+    end: float
+
+
+@dataclass
+class SpokenAudio:
+    """One synthesized sentence: mono 16-bit samples and, where the engine gives them, word timings."""
+
+    samples: np.ndarray
+    sample_rate: int
+    words: list[WordTiming] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    name: str
+    language: str
+    gender: str = ""
+    description: str = ""
+
+
+class EngineError(Exception):
+    """A failed request. `transient` errors are worth retrying; others skip straight to the next engine."""
+
+    def __init__(self, reason: str, transient: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.transient = transient
+
+
+class UnknownVoice(Exception):
+    pass
+
+
+class SpeechEngine(ABC):
+    name: ClassVar[str]
+    # With word timings, long sentences are synthesized whole and subtitle lines are cut at words;
+    # without, each subtitle line is synthesized on its own so its timing is exact.
+    word_timing: ClassVar[bool] = False
+    max_concurrency: ClassVar[int] = 2
+    Settings: ClassVar[type[EngineSettings]] = EngineSettings
+
+    def __init__(self, settings: EngineSettings) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    async def resolve_voice(self, language: str, requested: str | None) -> str:
+        """The voice to use: `requested` if this engine has it, else the default for `language`.
+
+        Raises UnknownVoice when `requested` is not this engine's, or no voice speaks `language`."""
+
+    @abstractmethod
+    async def synthesize(self, text: str, voice: str, prosody: Prosody) -> SpokenAudio:
+        """Speak one sentence. Raises EngineError."""
+
+    @abstractmethod
+    async def list_voices(self) -> list[VoiceInfo]:
+        """Every voice; raises EngineError when the list cannot be had."""
+
+    def owns_voice_name(self, voice: str) -> bool:
+        """Whether a voice name looks like this engine's (no I/O): picks the engine a script's voice is for."""
+        return False
+
+
+def language_lookup(table: dict[str, str], language: str) -> str | None:
+    """Exact tag first, then the primary subtag: zh-CN → zh."""
+    lowered = {k.lower(): v for k, v in table.items()}
+    return lowered.get(language.lower()) or lowered.get(language.split("-")[0].lower())

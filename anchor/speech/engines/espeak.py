@@ -1,0 +1,123 @@
+"""espeak-ng: the offline engine that always works. Robotic, but never silent."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import struct
+
+import numpy as np
+from pydantic import Field
+
+from anchor.content import Prosody
+from anchor.speech.engines import register
+from anchor.speech.engines.base import (
+    EngineError,
+    EngineSettings,
+    SpeechEngine,
+    SpokenAudio,
+    UnknownVoice,
+    VoiceInfo,
+    language_lookup,
+)
+
+DEFAULT_SPEED_WPM = 175
+
+
+class EspeakSettings(EngineSettings):
+    binary: str = "espeak-ng"
+    speed_wpm: int = Field(DEFAULT_SPEED_WPM, ge=80, le=450)
+    # Language → voice. Mandarin needs cmn-latn-pinyin: plain `cmn` reads tone digits in English.
+    voices: dict[str, str] = Field(default_factory=lambda: {
+        "zh": "cmn-latn-pinyin", "zh-CN": "cmn-latn-pinyin", "cmn": "cmn-latn-pinyin",
+        "zh-HK": "yue", "yue": "yue", "en": "en-us",
+    })
+
+
+def _parse_wav(data: bytes) -> tuple[np.ndarray, int]:
+    """espeak-ng --stdout streams a WAV whose size fields are placeholders: read the fmt, take the rest."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise EngineError("espeak-ng wrote no WAV data", transient=False)
+    rate = struct.unpack_from("<I", data, 24)[0]
+    start = data.find(b"data", 12)
+    if start < 0:
+        raise EngineError("espeak-ng WAV has no data chunk", transient=False)
+    body = data[start + 8:]
+    return np.frombuffer(body[: len(body) // 2 * 2], dtype="<i2").copy(), rate
+
+
+@register
+class EspeakEngine(SpeechEngine):
+    name = "espeak"
+    word_timing = False
+    max_concurrency = 2  # one process per core
+    Settings = EspeakSettings
+
+    def __init__(self, settings: EspeakSettings) -> None:
+        super().__init__(settings)
+        self.settings: EspeakSettings = settings
+        self._voices: list[VoiceInfo] | None = None
+        self._voice_lock = asyncio.Lock()
+
+    async def _run(self, *args: str, stdin: bytes | None = None, timeout: float = 30) -> bytes:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                self.settings.binary, *args,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )
+        except FileNotFoundError:
+            raise EngineError(f"{self.settings.binary} is not installed (apt-get install espeak-ng)",
+                              transient=False) from None
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise EngineError(f"espeak-ng took longer than {timeout:g}s") from None
+        if proc.returncode != 0:
+            raise EngineError(f"espeak-ng failed: {err.decode(errors='replace').strip()}", transient=False)
+        return out
+
+    async def list_voices(self) -> list[VoiceInfo]:
+        async with self._voice_lock:
+            if self._voices is None:
+                out = (await self._run("--voices")).decode("utf-8", errors="replace")
+                voices = []
+                for line in out.splitlines()[1:]:
+                    cols = line.split()
+                    if len(cols) >= 5:
+                        voices.append(VoiceInfo(name=cols[1], language=cols[1], gender=cols[2].split("/")[-1],
+                                                description=cols[3].replace("_", " ")))
+                self._voices = voices
+        return self._voices
+
+    async def resolve_voice(self, language: str, requested: str | None) -> str:
+        known = {v.name.lower() for v in await self.list_voices()}
+        if requested:
+            if requested.split("+")[0].lower() in known:
+                return requested
+            raise UnknownVoice(f"espeak-ng has no voice '{requested}' (`anchor voices --engine espeak` lists them)")
+        voice = language_lookup(self.settings.voices, language)
+        if voice is None and language.lower() in known:
+            voice = language.lower()
+        if voice is None:
+            raise UnknownVoice(f"no espeak-ng voice for language '{language}': add it under "
+                               f"[speech.engines.espeak.voices] in anchor.toml")
+        return voice
+
+    def owns_voice_name(self, voice: str) -> bool:
+        return not voice.endswith("Neural") and bool(re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]+)*(\+\w+)?", voice))
+
+    async def synthesize(self, text: str, voice: str, prosody: Prosody) -> SpokenAudio:
+        speed = round(self.settings.speed_wpm * (1 + prosody.rate / 100))
+        pitch = 50 + prosody.pitch // 2  # espeak's 0–99 scale, 50 = the voice's own pitch
+        amplitude = 100 + prosody.volume
+        data = await self._run(
+            "-v", voice, "-s", str(min(450, max(80, speed))), "-p", str(min(99, max(0, pitch))),
+            "-a", str(min(200, max(0, amplitude))), "-b", "1", "--stdin", "--stdout",
+            stdin=text.encode("utf-8"),
+        )
+        samples, rate = _parse_wav(data)
+        if len(samples) == 0:
+            raise EngineError("espeak-ng produced no audio", transient=False)
+        return SpokenAudio(samples, rate)

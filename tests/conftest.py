@@ -1,0 +1,128 @@
+"""Shared fixtures: a throwaway project folder, the CLI as a subprocess, and the fake edge service."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fake_edge import FakeEdgeServer
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "scripts_content"
+CLI_TIMEOUT = 600
+
+
+@dataclass
+class Project:
+    """A folder with anchor.toml, scripts_content/ and data/, like an institution's installation."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "anchor.toml"
+
+    @property
+    def scripts(self) -> Path:
+        return self.root / "scripts_content"
+
+    def write_config(self, extra: str = "", engines: tuple[str, ...] = ("espeak",),
+                     edge: FakeEdgeServer | None = None, timeout: float = 3.0, retries: int = 1) -> Path:
+        engine_list = ", ".join(f'"{e}"' for e in engines)
+        text = f"""
+[paths]
+data_dir = "data"
+scripts_dir = "scripts_content"
+
+[speech.chain]
+engines = [{engine_list}]
+request_timeout = {timeout}
+retries = {retries}
+backoff = 0.05
+breaker_failures = 3
+breaker_cooldown = 60
+"""
+        if edge is not None:
+            text += f'\n[speech.engines.edge]\nendpoint = "{edge.wss_url}"\nvoice_list_endpoint = "{edge.voices_url}"\n'
+        self.config.write_text(text + extra, encoding="utf-8")
+        return self.config
+
+    def script(self, name: str, text: str) -> Path:
+        path = self.scripts / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def run(self, *args: str, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess[str]:
+        """`anchor --config anchor.toml ARGS…` as a user would run it."""
+        env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+               "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+        return subprocess.run([sys.executable, "-m", "anchor", "--config", str(self.config), *args],
+                              cwd=self.root, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    p = Project(tmp_path / "site")
+    p.scripts.mkdir(parents=True)
+    p.write_config()
+    return p
+
+
+@pytest.fixture
+def samples_project(project: Project) -> Project:
+    shutil.copytree(SAMPLES, project.scripts, dirs_exist_ok=True)
+    return project
+
+
+@pytest.fixture
+def fake_edge() -> Iterator[FakeEdgeServer]:
+    with FakeEdgeServer() as server:
+        yield server
+
+
+def script_text(body: str, title: str = "测试", **front: str) -> str:
+    keys = "".join(f'{k} = "{v}"\n' for k, v in front.items())
+    return f'+++\ntitle = "{title}"\n{keys}+++\n\n{body}\n'
+
+
+def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, result.stderr
+
+
+def speech_segments(wav: Path, noise_db: int = -40, min_gap: float = 0.12) -> list[tuple[float, float]]:
+    """Where there is sound in a file, by ffmpeg's silencedetect: [(start, end), …]."""
+    proc = subprocess.run(["ffmpeg", "-hide_banner", "-nostats", "-i", str(wav), "-af",
+                           f"silencedetect=noise={noise_db}dB:d={min_gap}", "-f", "null", "-"],
+                          capture_output=True, text=True, timeout=120, check=True)
+    starts = [float(x) for x in re.findall(r"silence_start: (-?[\d.]+)", proc.stderr)]
+    ends = [float(x) for x in re.findall(r"silence_end: ([\d.]+)", proc.stderr)]
+    duration = float(subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of",
+                                     "csv=p=0", str(wav)], capture_output=True, text=True, timeout=30,
+                                    check=True).stdout)
+    segments, cursor = [], 0.0
+    for s, e in zip(starts, ends + [duration] * (len(starts) - len(ends))):
+        if s > cursor:
+            segments.append((cursor, s))
+        cursor = e
+    if cursor < duration - 0.01:
+        segments.append((cursor, duration))
+    return segments
+
+
+def ebur128(wav: Path) -> tuple[float, float]:
+    """(integrated LUFS, true peak dBTP) of a file, measured by ffmpeg's ebur128 filter."""
+    proc = subprocess.run(["ffmpeg", "-hide_banner", "-nostats", "-i", str(wav), "-af", "ebur128=peak=true",
+                           "-f", "null", "-"], capture_output=True, text=True, timeout=120, check=True)
+    summary = proc.stderr[proc.stderr.rfind("Summary:"):]
+    integrated = float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary).group(1))
+    peak = float(re.search(r"Peak:\s+(-?[\d.]+) dBFS", summary).group(1))
+    return integrated, peak

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -48,7 +49,7 @@ def _settings() -> Settings:
 def _report(problems: list[Problem]) -> None:
     for problem in problems:
         style = "yellow" if problem.warning else "red"
-        err.print(f"[{style}]{'warning' if problem.warning else 'error'}[/]: {problem}", highlight=False, markup=True)
+        err.print(f"[{style}]{'warning' if problem.warning else 'error'}[/]: {escape(str(problem))}", highlight=False)
 
 
 @app.callback()
@@ -65,7 +66,7 @@ def _chain(settings: Settings, engine: str | None) -> EngineChain:
     try:
         return EngineChain(settings, only=engine)
     except UnknownEngine as exc:
-        err.print(f"[red]error[/]: {exc}")
+        err.print(f"[red]error[/]: {escape(str(exc))}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
@@ -161,16 +162,17 @@ def render(
         else:
             asyncio.run(run_all(None))
     except UnknownVoice as exc:
-        err.print(f"[red]error[/]: {exc}")
+        err.print(f"[red]error[/]: {escape(str(exc))}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     if rows:
         out.print(_summary(rows))
         for program, _ in rows:
             if program.fallback_reason:
-                out.print(f"[yellow]{program.script}[/]: fell back to {program.engine} because {program.fallback_reason}")
+                out.print(f"[yellow]{escape(program.script)}[/]: fell back to {program.engine} because "
+                          f"{escape(program.fallback_reason)}")
         out.print(f"Files are in {base.resolve()}")
     for failure in failures:
-        err.print(f"[red]error[/]: {failure}")
+        err.print(f"[red]error[/]: {escape(failure)}")
     if failures:
         raise typer.Exit(EXIT_FAILED)
 
@@ -248,12 +250,12 @@ def voices(
         try:
             instance = engine_type(name)(settings.engine_settings(name))
         except UnknownEngine as exc:
-            err.print(f"[red]error[/]: {exc}")
+            err.print(f"[red]error[/]: {escape(str(exc))}")
             raise typer.Exit(EXIT_BAD_INPUT) from None
         try:
             found = asyncio.run(instance.list_voices())
         except EngineError as exc:
-            err.print(f"[yellow]{name}[/]: the voice list cannot be reached ({exc.reason}); "
+            err.print(f"[yellow]{name}[/]: the voice list cannot be reached ({escape(exc.reason)}); "
                       f"voices already set in anchor.toml keep working when the service is back")
             unreachable = True
             continue

@@ -214,18 +214,16 @@ async def render_program(script: Script, settings: Settings, chain: EngineChain,
         raise UnknownVoice(f"no engine in the chain ({', '.join(e.name for e in chain.engines)}) has a voice "
                            f"named '{requested}' (`anchor voices` lists them)")
     reasons: list[str] = []
-    first: SpeechEngine | None = None
-    for engine in chain.candidates(reasons):
-        first = first or engine
+    for engine in chain.engines:
         chosen = await _voice_for(engine, script, requested)
         key = program_key(script, engine, chosen, settings)
         hit = cache.get(key)
-        if hit is not None:
+        if hit is not None:  # a finished Program is served even while its engine is down
             PROGRAM_CACHE_LOOKUPS.labels("hit").inc()
-            program = Program.load(hit)
-            return program.model_copy(update={"cache_hit": True,
-                                              "fallback_reason": "; ".join(reasons) or program.fallback_reason})
+            return Program.load(hit).model_copy(update={"cache_hit": True, "fallback_reason": "; ".join(reasons) or None})
         PROGRAM_CACHE_LOOKUPS.labels("miss").inc()
+        if not chain.admits(engine, reasons):
+            continue
         fallback = "; ".join(reasons) or None
         try:
             program = await _render_with(script, engine, chosen, key, chain, cache, settings, fallback)
@@ -233,6 +231,8 @@ async def render_program(script: Script, settings: Settings, chain: EngineChain,
             log.warning("%s: %s; trying the next engine", script.name, exc)
             reasons.append(str(exc))
             continue
+        except (audio.AudioError, OSError) as exc:
+            raise RenderError(f"{engine.name} spoke, but the audio could not be finished: {exc}") from exc
         if fallback:
             TTS_FALLBACKS.labels(chain.engines[0].name, engine.name).inc()
             log.warning("%s rendered with %s (%s) because %s", script.name, engine.name, chosen, fallback)

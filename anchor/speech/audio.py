@@ -127,27 +127,45 @@ LIMITER_ATTACK = 0.005
 LIMITER_RELEASE = 0.05
 
 
-def limiter_loss_db(samples: np.ndarray, rate: int, gain_db: float, ceiling_db: float) -> float:
-    """Loudness the peak limiter will take away (≤ 0 dB), modelled on 5 ms blocks held for the release.
+@dataclass
+class BlockLevels:
+    """Peak and energy of each 5 ms block of a raw file: all the limiter model needs, read once.
 
-    Predicting it lets pass 2 land on target in one go instead of paying for a corrective pass.
+    Both scale with gain (peak linearly, energy squared), so trying several gains costs no re-read.
     """
-    level = np.abs(samples.astype(np.float32)) / 32768 * 10 ** (gain_db / 20)
-    block = max(1, round(rate * LIMITER_ATTACK))
-    count = len(level) // block
-    if count == 0:
-        return 0.0
-    blocks = level[: count * block].reshape(count, block)
-    peaks = blocks.max(axis=1)
-    held = peaks.copy()
-    for k in range(1, min(count, round(LIMITER_RELEASE / LIMITER_ATTACK) + 1)):
-        held[k:] = np.maximum(held[k:], peaks[:-k])
-    held[:-1] = np.maximum(held[:-1], peaks[1:])  # the limiter looks ahead by its attack time
-    reduction = np.minimum(1.0, 10 ** (ceiling_db / 20) / np.maximum(held, 1e-9))
-    energy = (blocks.astype(np.float64) ** 2).sum(axis=1)
-    if energy.sum() == 0:
-        return 0.0
-    return float(10 * np.log10((energy * reduction**2).sum() / energy.sum()))
+
+    peaks: np.ndarray
+    energy: np.ndarray
+
+    @classmethod
+    def of_raw(cls, raw: Path, rate: int) -> "BlockLevels":
+        block = max(1, round(rate * LIMITER_ATTACK))
+        samples = np.memmap(raw, dtype="<i2", mode="r")
+        count = len(samples) // block
+        peaks, energy = np.empty(count, np.float32), np.empty(count, np.float64)
+        step = block * 100_000  # bounded memory for hours-long programs
+        for first in range(0, count * block, step):
+            chunk = np.asarray(samples[first : min(first + step, count * block)], dtype=np.float32) / 32768
+            blocks = chunk.reshape(-1, block)
+            at = first // block
+            peaks[at : at + len(blocks)] = np.abs(blocks).max(axis=1)
+            energy[at : at + len(blocks)] = (blocks.astype(np.float64) ** 2).sum(axis=1)
+        return cls(peaks, energy)
+
+    def limiter_loss_db(self, gain_db: float, ceiling_db: float) -> float:
+        """Loudness the peak limiter will take away (≤ 0 dB) at this gain, modelling its hold as the release.
+
+        Predicting it lets pass 2 land on target in one go instead of paying for a corrective pass.
+        """
+        if len(self.peaks) == 0 or self.energy.sum() == 0:
+            return 0.0
+        peaks = self.peaks * 10 ** (gain_db / 20)
+        held = peaks.copy()
+        for k in range(1, min(len(peaks), round(LIMITER_RELEASE / LIMITER_ATTACK) + 1)):
+            held[k:] = np.maximum(held[k:], peaks[:-k])
+        held[:-1] = np.maximum(held[:-1], peaks[1:])  # the limiter looks ahead by its attack time
+        reduction = np.minimum(1.0, 10 ** (ceiling_db / 20) / np.maximum(held, 1e-9))
+        return float(10 * np.log10((self.energy * reduction**2).sum() / self.energy.sum()))
 
 
 async def normalize(raw: Path, raw_rate: int, out: Path, target_lufs: float, true_peak: float,
@@ -163,10 +181,10 @@ async def normalize(raw: Path, raw_rate: int, out: Path, target_lufs: float, tru
     if first.integrated_lufs == float("-inf") or first.integrated_lufs < -70:
         raise AudioError("the audio is silent: nothing to normalize")
     wanted = target_lufs - first.integrated_lufs
-    samples = np.fromfile(raw, dtype="<i2")
+    levels = BlockLevels.of_raw(raw, raw_rate)
     gain = wanted
     for _ in range(3):  # more gain means more limiting: settle the fixed point
-        gain = wanted - limiter_loss_db(samples, raw_rate, gain, true_peak - LIMITER_MARGIN_DB)
+        gain = wanted - levels.limiter_loss_db(gain, true_peak - LIMITER_MARGIN_DB)
     gain = max(-MAX_GAIN_DB, min(MAX_GAIN_DB, gain))
     result = await _apply_gain(raw, raw_rate, out, gain, true_peak, sample_rate)
     if abs(target_lufs - result.integrated_lufs) > 0.5:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from anchor.config import ChainSettings, Settings
 from anchor.content import Prosody
@@ -20,7 +20,8 @@ class EngineFailed(Exception):
 
 
 class CircuitBreaker:
-    """Opens after `threshold` failures in a row; after `cooldown` one probe is let through."""
+    """Opens after `threshold` failures in a row. After `cooldown`, one probe at a time is let through:
+    its success closes the breaker, its failure re-opens it for another cooldown."""
 
     def __init__(self, threshold: int, cooldown: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.threshold = threshold
@@ -28,28 +29,38 @@ class CircuitBreaker:
         self.clock = clock
         self.failures = 0
         self.opened_at: float | None = None
+        self.probing = False
         self.last_error = ""
 
-    @property
-    def is_open(self) -> bool:
-        return self.opened_at is not None and self.clock() - self.opened_at < self.cooldown
-
     def allows(self) -> bool:
-        return not self.is_open
+        if self.opened_at is None:
+            return True
+        if self.probing or self.clock() - self.opened_at < self.cooldown:
+            return False
+        self.probing = True
+        return True
 
     def record_success(self) -> None:
         self.failures = 0
         self.opened_at = None
+        self.probing = False
 
     def record_failure(self, error: str) -> None:
         self.failures += 1
         self.last_error = error
-        probing = self.opened_at is not None  # a failed probe re-opens at once
-        if probing or self.failures >= self.threshold:
+        if self.probing or self.failures >= self.threshold:
             self.opened_at = self.clock()
+        self.probing = False
+
+    def release_probe(self) -> None:
+        """A probe that ended without a verdict (cancelled) must not keep the engine shut forever."""
+        self.probing = False
 
     def describe(self) -> str:
-        assert self.opened_at is not None
+        if self.opened_at is None:
+            return "circuit closed"
+        if self.probing:
+            return f"circuit open, a probe is under way (last error: {self.last_error})"
         wait = max(0.0, self.cooldown - (self.clock() - self.opened_at))
         return f"circuit open after {self.failures} failures in a row (last: {self.last_error}); next try in {wait:.0f}s"
 
@@ -64,14 +75,13 @@ class EngineChain:
         self.breakers = {e.name: CircuitBreaker(self.settings.breaker_failures, self.settings.breaker_cooldown)
                          for e in self.engines}
 
-    def candidates(self, skipped: list[str]) -> Iterator[SpeechEngine]:
-        """Engines whose breaker lets them try; the reason each other one was passed over goes to `skipped`."""
-        for engine in self.engines:
-            breaker = self.breakers[engine.name]
-            if breaker.allows():
-                yield engine
-            else:
-                skipped.append(f"{engine.name} skipped: {breaker.describe()}")
+    def admits(self, engine: SpeechEngine, skipped: list[str]) -> bool:
+        """Whether `engine` may try now; if not, why goes to `skipped`."""
+        breaker = self.breakers[engine.name]
+        if breaker.allows():
+            return True
+        skipped.append(f"{engine.name} skipped: {breaker.describe()}")
+        return False
 
     async def _request(self, engine: SpeechEngine, text: str, voice: str, prosody: Prosody) -> SpokenAudio:
         attempts = self.settings.retries + 1
@@ -109,6 +119,9 @@ class EngineChain:
             results = await asyncio.gather(*tasks)
         except EngineFailed as exc:
             breaker.record_failure(str(exc).removeprefix(f"{engine.name}: "))
+            raise
+        except BaseException:
+            breaker.release_probe()
             raise
         finally:
             for task in tasks:

@@ -28,6 +28,9 @@ from anchor.speech.engines.base import (
 
 EDGE_SAMPLE_RATE = 24000  # the service's only output: mp3, 24 kHz mono
 TICKS_PER_SECOND = 10_000_000
+# The library's own endpoints, kept so an engine built without an override gets them back.
+LIBRARY_ENDPOINT = edge_tts.communicate.WSS_URL
+LIBRARY_VOICE_LIST = edge_tts.voices.VOICE_LIST
 _VOICE_NAME = re.compile(r"^[a-z]{2,3}-[A-Z]{2}(-[A-Za-z]+)?-[A-Za-z]+Neural$")
 
 
@@ -71,10 +74,8 @@ class EdgeEngine(SpeechEngine):
         super().__init__(settings)
         self.settings: EdgeSettings = settings
         # The library reads its endpoints from module globals; this is its only override point.
-        if settings.endpoint:
-            edge_tts.communicate.WSS_URL = settings.endpoint
-        if settings.voice_list_endpoint:
-            edge_tts.voices.VOICE_LIST = settings.voice_list_endpoint
+        edge_tts.communicate.WSS_URL = settings.endpoint or LIBRARY_ENDPOINT
+        edge_tts.voices.VOICE_LIST = settings.voice_list_endpoint or LIBRARY_VOICE_LIST
 
     def owns_voice_name(self, voice: str) -> bool:
         return bool(_VOICE_NAME.match(voice))

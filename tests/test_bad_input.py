@@ -1,0 +1,143 @@
+"""Bad input: each gets a clear error naming file and line, exit code 2, and never a traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import Project, no_traceback, script_text
+
+
+def _check(project: Project) -> tuple[int, str]:
+    result = project.run("check")
+    no_traceback(result)
+    return result.returncode, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "words"),
+    [
+        ("没有前言的正文。\n", 1, ["does not start with front matter", "+++"]),
+        ('+++\ntitle = "标题"\n\n正文。\n', 1, ["never closed", "add a line with just +++"]),
+        ('+++\ntitle = 标题\n+++\n\n正文。\n', 2, ["TOML syntax error", 'key = "value"']),
+        ('+++\ntitle = "标题"\ncolour = "red"\n+++\n\n正文。\n', 3, ["unknown key 'colour'", "allowed keys here: title"]),
+        ('+++\ncategory = "health"\n+++\n\n正文。\n', 1, ["missing required key 'title'"]),
+        ('+++\ntitle = "标题"\nrate = "fast"\n+++\n\n正文。\n', 3, ['"+10%"']),
+        ('+++\ntitle = "标题"\npitch = "+5%"\n+++\n\n正文。\n', 3, ['"+0Hz"']),
+        ('+++\ntitle = "标题"\n+++\n\n<!-- 只有注释 -->\n', 4, ["nothing to speak"]),
+        ("", 1, ["empty"]),
+        ('+++\ntitle = "标题"\n+++\n\n正文。\n\n[pause soon]\n', 7, ["[pause 1.5s]"]),
+        ('+++\ntitle = "标题"\n+++\n\n正文。\n\n[pause 90s]\n', 7, ["too long"]),
+    ],
+    ids=["no-front-matter", "unclosed", "toml-syntax", "unknown-key", "missing-title", "bad-rate", "bad-pitch",
+         "nothing-to-speak", "empty-file", "bad-pause", "long-pause"],
+)
+def test_script_problems_name_file_line_and_fix(project: Project, content: str, line: int, words: list[str]) -> None:
+    project.script("bad.md", content)
+    code, stderr = _check(project)
+    assert code == 2
+    assert f"bad.md:{line}" in stderr, stderr
+    for word in words:
+        assert word in stderr, stderr
+
+
+def test_non_utf8_script(project: Project) -> None:
+    (project.scripts / "gbk.md").write_bytes(script_text("高血压的日常管理。").encode("gbk"))
+    code, stderr = _check(project)
+    assert code == 2 and "gbk.md:" in stderr and "UTF-8" in stderr
+
+
+def test_check_reports_every_problem_at_once(project: Project) -> None:
+    project.script("one.md", "正文。\n")
+    project.script("two.md", '+++\ntitle = "x"\nmood = "calm"\n+++\n\n正文。\n')
+    project.script("fine.md", script_text("好的。"))
+    project.config.write_text(project.config.read_text() + "\n[subtitles]\nmax_line_chars = 2\n")
+    code, stderr = _check(project)
+    assert code == 2
+    assert "one.md:1" in stderr and "two.md:3" in stderr and "anchor.toml:" in stderr
+    assert "3 problems found" in stderr
+
+
+def test_check_passes_on_the_samples(samples_project: Project) -> None:
+    result = samples_project.run("check")
+    assert result.returncode == 0, result.stderr
+    assert "6 scripts are valid" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "words"),
+    [
+        ("[speech]\nlanguag = \"zh-CN\"\n", "speech.languag", ["unknown key", "allowed keys here: language"]),
+        ("[speech.loudness]\ntarget_lufs = 3\n", "speech.loudness.target_lufs", ["less than or equal to -5"]),
+        ("[speech.engines.espeak]\nspeed = 5\n", "speech.engines.espeak.speed", ["unknown key", "speed_wpm"]),
+        ("[speech.engines.festival]\nvoice = \"x\"\n", "speech.engines.festival", ["unknown engine 'festival'"]),
+        ("[log]\nlevel = \"LOUD\"\n", "log.level", ["DEBUG, INFO"]),
+        ("[cache\nmax_size_mb = 1\n", "", ["TOML syntax error"]),
+    ],
+    ids=["typo-key", "out-of-range", "engine-key", "unknown-engine-table", "bad-level", "syntax"],
+)
+def test_config_problems_name_line_and_key(project: Project, extra: str, key: str, words: list[str]) -> None:
+    base = project.config.read_text()
+    project.config.write_text(base + "\n" + extra)
+    expected_line = base.count("\n") + 2 + (1 if key.count(".") > 1 and "festival" not in key and "espeak" not in key else 0)
+    code, stderr = _check(project)
+    assert code == 2
+    assert "anchor.toml:" in stderr
+    if key:
+        assert f"[{key}]" in stderr, stderr
+    for word in words:
+        assert word in stderr, stderr
+    assert f"anchor.toml:{expected_line}" in stderr or f"anchor.toml:{expected_line + 1}" in stderr, stderr
+
+
+def test_unknown_engine_in_chain(project: Project) -> None:
+    project.write_config(engines=("espeak", "polly"))
+    code, stderr = _check(project)
+    assert code == 2 and "unknown engine 'polly'" in stderr and "choose from: edge, espeak" in stderr
+
+
+def test_missing_config_file(project: Project) -> None:
+    project.config.unlink()
+    result = project.run("render", "--all")
+    no_traceback(result)
+    assert result.returncode == 2 and "anchor.toml" in result.stderr and "file not found" in result.stderr
+
+
+def test_render_unknown_engine_and_voice(project: Project) -> None:
+    project.script("a.md", script_text("你好。"))
+    engine = project.run("render", "a.md", "--engine", "siri", "--out", "out")
+    no_traceback(engine)
+    assert engine.returncode == 2 and "unknown engine 'siri'" in engine.stderr
+    voice = project.run("render", "a.md", "--engine", "espeak", "--voice", "zz-qq", "--out", "out")
+    no_traceback(voice)
+    assert voice.returncode == 2 and "espeak-ng has no voice 'zz-qq'" in voice.stderr
+    named = project.run("render", "a.md", "--voice", "Robot Voice", "--out", "out")
+    no_traceback(named)
+    assert named.returncode == 2 and "no engine in the chain" in named.stderr
+
+
+def test_unknown_voice_in_a_script_is_caught_by_check(project: Project) -> None:
+    project.script("v.md", script_text("你好。", voice="xx-nonexistent"))
+    code, stderr = _check(project)
+    assert code == 2 and "v.md:3" in stderr and "xx-nonexistent" in stderr
+
+
+def test_render_of_a_bad_script_says_where(project: Project) -> None:
+    project.script("bad.md", '+++\ntitle = "x"\nsummery = "typo"\n+++\n\n正文。\n')
+    result = project.run("render", "bad.md", "--out", "out")
+    no_traceback(result)
+    assert result.returncode == 2 and "bad.md:3" in result.stderr and "summary" in result.stderr
+
+
+def test_a_50000_character_script_renders(project: Project) -> None:
+    paragraph = "各位观众朋友，请注意按时测量血压，少吃盐，多运动，保持良好的作息习惯。"  # 35 characters
+    body = "\n\n".join([paragraph] * (50_000 // len(paragraph) + 1))
+    assert len(body) >= 50_000
+    # Fast speech keeps the test short; the length is what is under test.
+    project.script("long.md", script_text(body, rate="+200%"))
+    result = project.run("render", "long.md", "--out", "out")
+    assert result.returncode == 0, result.stderr[-2000:]
+    meta = json.loads((project.root / "out" / "program.json").read_text())
+    assert meta["sentences"] >= 1400 and meta["duration_seconds"] > 1800
+    assert abs(meta["loudness"]["integrated_lufs"] - -16.0) <= 1.0

@@ -36,6 +36,7 @@ _AUTOLINK = re.compile(r"<(?:https?://|mailto:)[^>]+>")
 _TAG = re.compile(r"</?[A-Za-z][^>]*>")
 _EMPHASIS = re.compile(r"(\*{1,3}|_{2,3}|~~|`+)")
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
+_CJK_GAP = re.compile(r"(?<=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])\s+(?=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])")
 _SENTENCE_END = "。！？!?；;…"
 MAX_PAUSE_SECONDS = 30.0
 
@@ -46,7 +47,8 @@ def _inline(text: str) -> str:
     text = _AUTOLINK.sub("", text)
     text = _TAG.sub("", text)
     text = _EMPHASIS.sub("", text)
-    return text.replace("\\", "").strip()
+    text = _CJK_GAP.sub("", text.replace("\\", ""))  # a space between Chinese characters is markup debris
+    return re.sub(r"\s{2,}", " ", text).strip()
 
 
 def _join(lines: list[str]) -> str:

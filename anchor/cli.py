@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import json
 import logging
 import shutil
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -24,7 +27,7 @@ from anchor.speech.cache import ProgramCache
 from anchor.speech.chain import EngineChain
 from anchor.speech.engines import EngineError, UnknownEngine, UnknownVoice, engine_type
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="A digital-human anchor for institutional live streams.")
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="A digital-human anchor for institutional live streams.")
 out = Console()
 err = Console(stderr=True)
 
@@ -58,8 +61,14 @@ def options(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")] = False,
 ) -> None:
     State.config = config
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
-                        handlers=[RichHandler(console=err, show_path=False, rich_tracebacks=False)])
+    if err.is_terminal:
+        handler: logging.Handler = RichHandler(console=err, show_path=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:  # journald and log files: one plain line per record, they add their own timestamps
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every job run at INFO
 
 
 def _chain(settings: Settings, engine: str | None) -> EngineChain:
@@ -229,12 +238,23 @@ def check() -> None:
         except InputError as exc:
             problems.extend(exc.problems)
     problems.extend(asyncio.run(_voice_problems(settings, scripts)))
+    channel_count = 0
+    if settings.schedules_dir.is_dir():
+        from anchor.schedule.channel import load_channels
+
+        try:
+            channels, warnings = load_channels(settings)
+            channel_count = len(channels)
+            problems.extend(warnings)
+        except InputError as exc:
+            problems.extend(exc.problems)
     _report(problems)
     errors = [p for p in problems if not p.warning]
     if errors:
         err.print(f"{len(errors)} problem{'s' * (len(errors) != 1)} found")
         raise typer.Exit(EXIT_BAD_INPUT)
-    out.print(f"ok: {State.config} and {len(scripts)} script{'s' * (len(scripts) != 1)} are valid")
+    out.print(f"ok: {State.config}, {channel_count} channel{'s' * (channel_count != 1)} and "
+              f"{len(scripts)} script{'s' * (len(scripts) != 1)} are valid")
 
 
 @app.command()
@@ -271,9 +291,127 @@ def voices(
         raise typer.Exit(EXIT_FAILED)
 
 
+def _channels(settings: Settings):  # type: ignore[no-untyped-def]
+    from anchor.schedule.channel import load_channels
+
+    try:
+        channels, warnings = load_channels(settings)
+    except InputError as exc:
+        _report(exc.problems)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    _report(warnings)
+    return channels
+
+
+def _instant(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        err.print(f"[red]error[/]: {option} {escape(text)} is not an ISO date-time; write e.g. 2026-12-04T09:00+08:00")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    return value if value.tzinfo else value.astimezone()  # a bare time means this machine's clock
+
+
+@app.command()
+def plan(
+    channel: Annotated[Optional[str], typer.Option(help="Only this channel id.")] = None,
+    start: Annotated[Optional[str], typer.Option("--from", help="ISO date-time to start from (default now).")] = None,
+    hours: Annotated[Optional[float], typer.Option(help="How many hours ahead (default 24).")] = None,
+    days: Annotated[Optional[float], typer.Option(help="How many days ahead.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON objects instead of a table.")] = False,
+) -> None:
+    """List planned airings, rotations resolved."""
+    from anchor.schedule.planner import plan as make_plan
+    from anchor.store import AsRunLog, database_url, open_engine
+
+    settings = _settings()
+    channels = [c for c in _channels(settings) if channel is None or c.id == channel]
+    if channel is not None and not channels:
+        err.print(f"[red]error[/]: no channel with id '{escape(channel)}'")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    now = datetime.now(timezone.utc)
+    begin = _instant(start, "--from") or now
+    span = timedelta(days=days) if days is not None else timedelta(hours=hours if hours is not None else 24)
+    rotation = AsRunLog(open_engine(database_url(settings.daemon.database_url, settings.data_dir))).rotation()
+    if begin > now:  # rotations advance through the airings between now and --from
+        for item in make_plan(channels, now, begin, rotation):
+            if item.rotation_index is not None:
+                length = len(next(s for c in channels if c.id == item.channel for s in c.slots if s.id == item.slot).scripts)
+                rotation[(item.channel, item.slot)] = (item.rotation_index + 1) % length
+    planned = make_plan(channels, begin, begin + span, rotation)
+    if as_json:
+        rows = [{"channel": p.channel, "slot": p.slot, "script": p.script, "planned_at": p.planned_at.isoformat(),
+                 "planned_at_utc": p.planned_at_utc.isoformat(), "priority": p.priority} for p in planned]
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+        return
+    table = Table(title=f"{len(planned)} planned airings from {begin.isoformat(timespec='minutes')} for {span}")
+    for column in ("when (channel time)", "channel", "slot", "script"):
+        table.add_column(column)
+    for p in planned:
+        table.add_row(p.planned_at.isoformat(timespec="minutes"), p.channel, p.slot, p.script)
+    out.print(table)
+
+
+@app.command()
+def history(
+    channel: Annotated[Optional[str], typer.Option(help="Only this channel id.")] = None,
+    since: Annotated[Optional[str], typer.Option(help="ISO date-time: airings planned from then on.")] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV for a spreadsheet.")] = False,
+) -> None:
+    """Print the as-run log: what aired, when, and how."""
+    from anchor.store import AsRunLog, database_url, open_engine
+
+    settings = _settings()
+    rows = AsRunLog(open_engine(database_url(settings.daemon.database_url, settings.data_dir))).history(
+        channel, _instant(since, "--since"))
+    fields = ("channel", "slot", "planned_at", "started_at", "ended_at", "outcome", "script", "script_hash", "engine",
+              "voice", "audio_hash", "error")
+
+    def cell(row, name: str) -> str:  # type: ignore[no-untyped-def]
+        value = getattr(row, name)
+        if isinstance(value, datetime):
+            return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+        return "" if value is None else str(getattr(value, "value", value))
+
+    if as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(fields)
+        for row in rows:
+            writer.writerow([cell(row, f) for f in fields])
+        return
+    table = Table(title=f"as-run log: {len(rows)} airings")
+    for column in ("planned (UTC)", "channel", "slot", "script", "outcome", "started", "engine", "error"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(cell(row, "planned_at"), row.channel, row.slot, row.script, cell(row, "outcome"),
+                      cell(row, "started_at"), cell(row, "engine"), cell(row, "error"))
+    out.print(table)
+
+
+@app.command()
+def run() -> None:
+    """Run the daemon: air every channel's slots on the minute until stopped (SIGTERM); SIGHUP reloads."""
+    from anchor.daemon import run_daemon
+
+    settings = _settings()
+    try:
+        code = run_daemon(settings)
+    except InputError as exc:
+        _report(exc.problems)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    raise typer.Exit(code)
+
+
 def main() -> None:
+    from anchor.store import StoreError
+
     try:
         app()
+    except StoreError as exc:
+        err.print(f"[red]error[/]: {escape(str(exc))}")
+        sys.exit(EXIT_FAILED)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)

@@ -70,6 +70,24 @@ class SpeechSettings(Section):
     engines: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+class ChannelDefaults(Section):
+    """What a channel file leaves out comes from here."""
+
+    output: str = "file"
+    prerender_hours: float = Field(6.0, gt=0, le=168)
+    voice: str | None = None
+    fallback_voice: str | None = None
+
+
+class DaemonSettings(Section):
+    metrics_host: str = "127.0.0.1"  # loopback unless an operator opens it on purpose
+    metrics_port: int = Field(9464, ge=0, le=65535)
+    # SQLAlchemy URL of the as-run log; empty = SQLite under data_dir. A URL with a password belongs in
+    # the environment (ANCHOR_DATABASE_URL) or a credentials file, never here.
+    database_url: str = ""
+    stop_timeout: float = Field(10.0, gt=0, le=120)
+
+
 class CacheSettings(Section):
     max_size_mb: int = Field(2048, ge=16)
 
@@ -91,6 +109,10 @@ class Settings(Section):
     subtitles: SubtitleSettings = SubtitleSettings()
     cache: CacheSettings = CacheSettings()
     log: LogSettings = LogSettings()
+    channels: ChannelDefaults = ChannelDefaults()
+    daemon: DaemonSettings = DaemonSettings()
+    # Per-output tables ([outputs.file] …); each output file defines and validates its own.
+    outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Where this came from; relative paths resolve against base_dir.
     source: Path | None = None
     base_dir: Path = Path(".")
@@ -107,6 +129,10 @@ class Settings(Section):
         return self.resolve(self.paths.scripts_dir)
 
     @property
+    def schedules_dir(self) -> Path:
+        return self.resolve(self.paths.schedules_dir)
+
+    @property
     def cache_dir(self) -> Path:
         return self.resolve(self.paths.cache_dir) if self.paths.cache_dir else self.data_dir / "cache"
 
@@ -114,6 +140,11 @@ class Settings(Section):
         from anchor.speech.engines import engine_type
 
         return engine_type(name).Settings.model_validate(self.speech.engines.get(name, {}))
+
+    def output_settings(self, name: str) -> BaseModel:
+        from anchor.outputs import output_type
+
+        return output_type(name).Settings.model_validate(self.outputs.get(name, {}))
 
 
 def load_settings(path: Path = DEFAULT_CONFIG) -> Settings:
@@ -134,25 +165,35 @@ def load_settings(path: Path = DEFAULT_CONFIG) -> Settings:
     return settings
 
 
-def _engine_problems(source: TomlSource, settings: Settings) -> list[Problem]:
-    from anchor.speech.engines import engine_names, engine_type
-
-    known = engine_names()
+def _backend_tables(source: TomlSource, tables: dict[str, dict[str, Any]], location: tuple[str, ...],
+                    kind: str, registry: Any) -> list[Problem]:
+    """Validate [speech.engines.X] / [outputs.X] tables with the model the backend X defines."""
     problems: list[Problem] = []
-    for index, name in enumerate(settings.speech.chain.engines):
+    known = registry.names()
+    for name, table in tables.items():
         if name not in known:
-            problems.append(source.problem(("speech", "chain", "engines"), f"unknown engine '{name}'",
-                                           f"choose from: {', '.join(known)}"))
-    for name, table in settings.speech.engines.items():
-        if name not in known:
-            problems.append(source.problem(("speech", "engines", name), f"unknown engine '{name}'",
-                                           f"engine tables are: {', '.join(known)}"))
+            problems.append(source.problem(location + (name,), f"unknown {kind} '{name}'",
+                                           f"{kind} tables are: {', '.join(known)}"))
             continue
-        model = engine_type(name).Settings
+        model = registry.get(name).Settings
         try:
             model.model_validate(table)
         except ValidationError as exc:
-            problems.extend(validation_problems(source, exc, model, ("speech", "engines", name)))
+            problems.extend(validation_problems(source, exc, model, location + (name,)))
+    return problems
+
+
+def _engine_problems(source: TomlSource, settings: Settings) -> list[Problem]:
+    from anchor.outputs import OUTPUTS
+    from anchor.speech.engines import ENGINES
+
+    problems: list[Problem] = []
+    for name in settings.speech.chain.engines:
+        if name not in ENGINES.names():
+            problems.append(source.problem(("speech", "chain", "engines"), f"unknown engine '{name}'",
+                                           f"choose from: {', '.join(ENGINES.names())}"))
+    problems += _backend_tables(source, settings.speech.engines, ("speech", "engines"), "engine", ENGINES)
+    problems += _backend_tables(source, settings.outputs, ("outputs",), "output", OUTPUTS)
     return problems
 
 

@@ -198,21 +198,25 @@ async def _render_with(script: Script, engine: SpeechEngine, voice: str, key: st
     return program.model_copy(update={"directory": entry})
 
 
-async def _voice_for(engine: SpeechEngine, script: Script, requested: str | None) -> str:
-    """A requested voice goes to the engine it belongs to; every other engine speaks its language default."""
-    return await engine.resolve_voice(script.language, requested if requested and engine.owns_voice_name(requested) else None)
+async def _voice_for(engine: SpeechEngine, script: Script, requested: list[str]) -> str:
+    """Each engine takes the first requested voice that is its own, else its default for the language."""
+    own = next((v for v in requested if engine.owns_voice_name(v)), None)
+    return await engine.resolve_voice(script.language, own)
 
 
 async def render_program(script: Script, settings: Settings, chain: EngineChain, cache: ProgramCache,
-                         voice: str | None = None) -> Program:
+                         voice: str | None = None, voices: list[str] | None = None) -> Program:
     """The Program for `script`: from the cache when it is there, else rendered by the first engine that can.
 
-    Raises UnknownVoice for a voice no engine in the chain has, RenderError when every engine failed.
+    Voices are asked for in order: `voice` (the command line), the script's own, then `voices` (a
+    channel's voice and fallback voice). Raises UnknownVoice for an explicit voice no engine in the chain
+    has, RenderError when every engine failed.
     """
-    requested = voice or script.voice
-    if requested and not any(e.owns_voice_name(requested) for e in chain.engines):
+    explicit = voice or script.voice
+    if explicit and not any(e.owns_voice_name(explicit) for e in chain.engines):
         raise UnknownVoice(f"no engine in the chain ({', '.join(e.name for e in chain.engines)}) has a voice "
-                           f"named '{requested}' (`anchor voices` lists them)")
+                           f"named '{explicit}' (`anchor voices` lists them)")
+    requested = [v for v in [explicit, *(voices or [])] if v]
     reasons: list[str] = []
     for engine in chain.engines:
         chosen = await _voice_for(engine, script, requested)

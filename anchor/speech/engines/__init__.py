@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
+from anchor.registry import Registry, UnknownName
 from anchor.speech.engines.base import (
     EngineError,
     EngineSettings,
@@ -15,40 +13,11 @@ from anchor.speech.engines.base import (
     WordTiming,
 )
 
-_REGISTRY: dict[str, type[SpeechEngine]] = {}
-_loaded = False
-
-
-def register(cls: type[SpeechEngine]) -> type[SpeechEngine]:
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def _load_all() -> None:
-    global _loaded
-    if not _loaded:
-        for module in pkgutil.iter_modules(__path__):
-            if module.name != "base":
-                importlib.import_module(f"{__name__}.{module.name}")
-        _loaded = True
-
-
-class UnknownEngine(Exception):
-    pass
-
-
-def engine_names() -> list[str]:
-    _load_all()
-    return sorted(_REGISTRY)
-
-
-def engine_type(name: str) -> type[SpeechEngine]:
-    _load_all()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownEngine(f"unknown engine '{name}': choose from {', '.join(sorted(_REGISTRY))}") from None
-
+ENGINES: Registry[type[SpeechEngine]] = Registry(__name__, "engine")
+register = ENGINES.register
+engine_names = ENGINES.names
+engine_type = ENGINES.get
+UnknownEngine = UnknownName
 
 __all__ = [
     "EngineError", "EngineSettings", "SpeechEngine", "SpokenAudio", "UnknownVoice", "UnknownEngine",

@@ -1,0 +1,298 @@
+"""Channel files (schedules/*.toml): one live room each, with its slots and blackouts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from anchor.config import Settings
+from anchor.problems import InputError, Problem
+from anchor.schedule.cron import CronError, CronSpec
+from anchor.tomlsource import TomlSource, read_text, validation_problems
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)\s*$")
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def parse_duration(text: str) -> timedelta:
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"'{text}' is not a duration: write e.g. \"90s\", \"5m\" or \"2h\"")
+    return timedelta(seconds=float(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)])
+
+
+def _clock(text: str) -> time:
+    m = _CLOCK.match(text)
+    if not m:
+        raise ValueError(f"'{text}' is not a time of day: write e.g. \"10:00\"")
+    return time(int(m.group(1)), int(m.group(2)))
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SlotModel(Model):
+    name: str | None = None
+    script: str | None = None
+    rotate: list[str] | None = None
+    cron: str | None = None
+    at: datetime | None = None
+    every: str | None = None
+    between: list[str] | None = None
+    from_: date | None = Field(None, alias="from")
+    until: date | None = None
+    except_: list[date] = Field(default_factory=list, alias="except")
+    priority: int = 0
+    late: Literal["air", "skip"] = "air"
+    grace: str = "5m"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                CronSpec.parse(v)
+            except CronError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+    @field_validator("every", "grace")
+    @classmethod
+    def _duration(cls, v: str | None) -> str | None:
+        if v is not None and parse_duration(v) <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return v
+
+    @field_validator("between")
+    @classmethod
+    def _between(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            if len(v) != 2:
+                raise ValueError('between takes two times: between = ["10:00", "11:30"]')
+            if _clock(v[0]) >= _clock(v[1]):
+                raise ValueError(f"between starts at {v[0]} but ends earlier, at {v[1]}")
+        return v
+
+    @field_validator("rotate")
+    @classmethod
+    def _rotation(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError('rotate needs at least one script: rotate = ["a.md", "b.md"]')
+        return v
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> "SlotModel":
+        if (self.script is None) == (self.rotate is None):
+            raise ValueError('a slot needs exactly one of script = "health/x.md" or rotate = ["a.md", "b.md"]')
+        whens = [k for k in ("cron", "at", "every") if getattr(self, k) is not None]
+        if len(whens) != 1:
+            raise ValueError('a slot needs exactly one of cron = "0 9 * * mon-fri", at = 2026-12-04T10:00:00+08:00, '
+                             'or every = "30m" (with between = ["10:00", "11:30"])')
+        if self.between is not None and self.every is None:
+            raise ValueError("between goes with every")
+        if self.from_ and self.until and self.from_ > self.until:
+            raise ValueError(f"from {self.from_} is after until {self.until}")
+        return self
+
+
+class BlackoutModel(Model):
+    from_: date = Field(alias="from")
+    until: date
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _order(self) -> "BlackoutModel":
+        if self.from_ > self.until:
+            raise ValueError(f"blackout from {self.from_} is after until {self.until}")
+        return self
+
+
+class ChannelModel(Model):
+    id: str
+    name: str | None = None
+    timezone: str
+    language: str | None = None
+    voice: str | None = None
+    fallback_voice: str | None = None
+    output: str | None = None
+    prerender_hours: float | None = Field(None, gt=0, le=168)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError('id is lower-case letters, digits, - and _, e.g. id = "hospital-health"')
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone '{v}': use an IANA name such as \"Asia/Shanghai\"") from None
+        return v
+
+
+class ChannelFile(Model):
+    channel: ChannelModel
+    slot: list[SlotModel] = Field(min_length=1)
+    blackout: list[BlackoutModel] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Slot:
+    id: str  # stable across edits and reordering: the as-run log's key
+    scripts: tuple[str, ...]  # one, or the rotation
+    rotates: bool
+    cron: CronSpec | None
+    at: datetime | None
+    every: timedelta | None
+    window: tuple[time, time]
+    first_day: date | None
+    last_day: date | None
+    skipped_days: frozenset[date]
+    priority: int
+    late: str
+    grace: timedelta
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: str
+    name: str
+    zone: ZoneInfo
+    language: str
+    voice: str | None
+    fallback_voice: str | None
+    output: str
+    prerender_hours: float
+    slots: tuple[Slot, ...]
+    blackouts: tuple[tuple[date, date, str], ...]
+    source: Path
+
+    def blacked_out(self, day: date) -> str | None:
+        for first, last, reason in self.blackouts:
+            if first <= day <= last:
+                return reason or "blackout"
+        return None
+
+
+def _slot_id(model: SlotModel) -> str:
+    if model.name:
+        return model.name
+    if model.cron:
+        return f"cron {model.cron}"
+    if model.at:
+        return f"at {model.at.isoformat()}"
+    window = f" {model.between[0]}-{model.between[1]}" if model.between else ""
+    return f"every {model.every}{window}"
+
+
+def _script_problem(settings: Settings, name: str) -> str | None:
+    """Why a script path is unusable, or None. It must stay inside scripts_content/."""
+    if Path(name).is_absolute() or ".." in Path(name).parts:
+        return f"script path '{name}' must be relative to {settings.paths.scripts_dir}/ without '..'"
+    root = settings.scripts_dir.resolve()
+    target = (settings.scripts_dir / name).resolve()
+    if not target.is_relative_to(root):
+        return f"script path '{name}' leads outside {settings.paths.scripts_dir}/ (through a symlink)"
+    if not target.is_file():
+        return f"script '{name}' does not exist in {settings.paths.scripts_dir}/"
+    return None
+
+
+def load_channel(path: Path, settings: Settings, now: datetime | None = None) -> tuple[Channel, list[Problem]]:
+    """One channel file; raises InputError on errors, returns warnings beside the channel."""
+    source = TomlSource(path, read_text(path))
+    try:
+        parsed = ChannelFile.model_validate(source.data)
+    except ValidationError as exc:
+        raise InputError(validation_problems(source, exc, ChannelFile)) from None
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    defaults = settings.channels
+    zone = ZoneInfo(parsed.channel.timezone)
+    output = parsed.channel.output or defaults.output
+    from anchor.outputs import OUTPUTS
+
+    if output.split(":")[0] not in OUTPUTS.names():
+        errors.append(source.problem(("channel", "output"), f"unknown output '{output}'",
+                                     f"choose from: {', '.join(OUTPUTS.names())}"))
+    slots: list[Slot] = []
+    seen: dict[str, int] = {}
+    now = now or datetime.now(timezone.utc)
+    for index, model in enumerate(parsed.slot):
+        names = [model.script] if model.script else list(model.rotate or [])
+        for name in names:
+            why = _script_problem(settings, name)
+            if why:
+                key = "script" if model.script else "rotate"
+                errors.append(source.problem(("slot", index, key), why, "write a path such as \"health/hypertension.md\""))
+        slot_id = _slot_id(model)
+        if slot_id in seen:
+            errors.append(source.problem(("slot", index), f"two slots are both '{slot_id}'",
+                                         "give one of them a distinct name = \"…\""))
+        seen[slot_id] = index
+        at = model.at
+        if at is not None and at.tzinfo is None:
+            at = at.replace(tzinfo=zone)  # a local date-time means the channel's own clock
+        if at is not None and at < now:
+            warnings.append(source.problem(("slot", index, "at"), f"{at.isoformat()} is in the past: it will not air",
+                                           warning=True))
+        window = (_clock(model.between[0]), _clock(model.between[1])) if model.between else (time(0), time(23, 59, 59))
+        slots.append(Slot(
+            id=slot_id, scripts=tuple(names), rotates=model.rotate is not None,
+            cron=CronSpec.parse(model.cron) if model.cron else None, at=at,
+            every=parse_duration(model.every) if model.every else None, window=window,
+            first_day=model.from_, last_day=model.until, skipped_days=frozenset(model.except_),
+            priority=model.priority, late=model.late, grace=parse_duration(model.grace),
+        ))
+    if errors:
+        raise InputError(errors)
+    channel = Channel(
+        id=parsed.channel.id, name=parsed.channel.name or parsed.channel.id, zone=zone,
+        language=parsed.channel.language or settings.speech.language,
+        voice=parsed.channel.voice or defaults.voice,
+        fallback_voice=parsed.channel.fallback_voice or defaults.fallback_voice,
+        output=output, prerender_hours=parsed.channel.prerender_hours or defaults.prerender_hours,
+        slots=tuple(slots), blackouts=tuple((b.from_, b.until, b.reason) for b in parsed.blackout), source=path,
+    )
+    return channel, warnings
+
+
+def load_channels(settings: Settings, now: datetime | None = None) -> tuple[list[Channel], list[Problem]]:
+    """Every channel under schedules/; raises InputError listing every error (warnings included)."""
+    problems: list[Problem] = []
+    channels: list[Channel] = []
+    first_file: dict[str, Path] = {}
+    folder = settings.schedules_dir
+    if not folder.is_dir():
+        raise InputError([Problem(settings.source or Path("anchor.toml"), None,
+                                  f"schedules folder {folder} does not exist", "create it or set paths.schedules_dir",
+                                  "paths.schedules_dir")])
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            channel, warnings = load_channel(path, settings, now)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        problems.extend(warnings)
+        if channel.id in first_file:
+            line = TomlSource(path, read_text(path)).line_of(("channel", "id"))
+            problems.append(Problem(path, line, f"channel id '{channel.id}' is already used by {first_file[channel.id]}",
+                                    "every channel file needs its own id", "channel.id"))
+            continue
+        first_file[channel.id] = path
+        channels.append(channel)
+    if any(not p.warning for p in problems):
+        raise InputError(problems)
+    return channels, problems

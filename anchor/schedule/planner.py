@@ -1,0 +1,102 @@
+"""The planner: every PlannedAiring of every channel in a window of time. The daemon schedules exactly
+what this lists, so `anchor plan` shows what will air.
+
+Schedules follow the wall clock of the channel's timezone. On the autumn night a wall time happens
+twice it airs once (the first time); a wall time skipped in spring airs at the same offset after the
+jump (02:30 → 03:30), as cron does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+from anchor.schedule.channel import Channel, Slot
+
+UTC = timezone.utc
+
+
+@dataclass(frozen=True)
+class PlannedAiring:
+    channel: str
+    slot: str
+    script: str
+    planned_at: datetime  # in the channel's timezone
+    priority: int
+    late: str
+    grace: timedelta
+    rotation_index: int | None = None  # which entry of the rotation, for rotating slots
+
+    @property
+    def planned_at_utc(self) -> datetime:
+        return self.planned_at.astimezone(UTC)
+
+    @property
+    def key(self) -> str:
+        """Unique per airing: the job id and, with channel and slot, the as-run log's key."""
+        return f"{self.channel}/{self.slot}/{self.planned_at_utc.isoformat()}"
+
+
+def _day_allowed(channel: Channel, slot: Slot, day: date) -> bool:
+    if slot.first_day and day < slot.first_day or slot.last_day and day > slot.last_day:
+        return False
+    return day not in slot.skipped_days and channel.blacked_out(day) is None
+
+
+def _times_of_day(slot: Slot) -> list[time]:
+    if slot.cron is not None:
+        return [time(h, m) for h, m in slot.cron.times()]
+    assert slot.every is not None
+    first, last = slot.window
+    step = slot.every.total_seconds()
+    seconds = first.hour * 3600 + first.minute * 60
+    end = last.hour * 3600 + last.minute * 60 + last.second
+    found = []
+    while seconds <= end:
+        found.append(time(int(seconds // 3600), int(seconds % 3600 // 60), int(seconds % 60)))
+        seconds += step
+    return found
+
+
+def slot_instants(channel: Channel, slot: Slot, start: datetime, end: datetime) -> Iterator[datetime]:
+    """Instants in [start, end) at which `slot` airs, ascending, in the channel's zone."""
+    zone = channel.zone
+    if slot.at is not None:
+        local = slot.at.astimezone(zone)
+        if start <= local < end and _day_allowed(channel, slot, local.date()):
+            yield local
+        return
+    times = _times_of_day(slot)
+    day, last_day = start.astimezone(zone).date() - timedelta(days=1), end.astimezone(zone).date()
+    seen: set[datetime] = set()
+    while day <= last_day:
+        if _day_allowed(channel, slot, day) and (slot.cron is None or slot.cron.matches_date(day)):
+            for clock in times:
+                # fold=0 only: a repeated wall time airs once; a skipped one lands after the jump.
+                instant = datetime.combine(day, clock, tzinfo=zone)
+                normal = instant.astimezone(UTC).astimezone(zone)
+                if start <= instant < end and normal not in seen:
+                    seen.add(normal)
+                    yield normal
+        day += timedelta(days=1)
+
+
+def plan(channels: list[Channel], start: datetime, end: datetime,
+         rotation: Mapping[tuple[str, str], int] | None = None) -> list[PlannedAiring]:
+    """Every airing in [start, end), in the order they air: by instant, then channel, then priority.
+
+    `rotation` gives each rotating slot's next position as of `start` (from the as-run log)."""
+    rotation = rotation or {}
+    planned: list[PlannedAiring] = []
+    for channel in channels:
+        for slot in channel.slots:
+            position = rotation.get((channel.id, slot.id), 0)
+            for count, instant in enumerate(slot_instants(channel, slot, start, end)):
+                index = (position + count) % len(slot.scripts) if slot.rotates else None
+                planned.append(PlannedAiring(
+                    channel=channel.id, slot=slot.id, script=slot.scripts[index or 0], planned_at=instant,
+                    priority=slot.priority, late=slot.late, grace=slot.grace, rotation_index=index,
+                ))
+    planned.sort(key=lambda p: (p.planned_at_utc, p.channel, -p.priority, p.slot))
+    return planned

@@ -1,0 +1,136 @@
+"""`anchor run` as a real process: on time, logged once, through kills, restarts and edits."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Project
+from tests.daemon_harness import (
+    Daemon, at, channel, final, free_port, rows, setup_site, slot, wait_rows,
+)
+
+
+@pytest.fixture
+def site(project: Project) -> tuple[Project, int]:
+    port = free_port()
+    setup_site(project, port)
+    return project, port
+
+
+def test_airs_each_slot_on_time_logs_it_once_and_reports_it(site: tuple[Project, int], tmp_path: Path) -> None:
+    project, port = site
+    channel(project, slot("one", f"at = {at(6)}") + slot("two", f"at = {at(14)}"))
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(0.2)
+    messages: list[str] = []
+    done = threading.Event()
+
+    def drain() -> None:  # as systemd does: a datagram queue holds only a few messages
+        while not done.is_set():
+            try:
+                messages.append(notify.recv(4096).decode())
+            except TimeoutError:
+                pass
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "1000000"}
+    with Daemon(project, env) as daemon:
+        found = wait_rows(project, lambda r: final(r, "one", "two"), timeout=60)
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert daemon.stop() == 0
+    time.sleep(0.3)
+    done.set()
+    reader.join(timeout=5)
+    notify.close()
+    for row in found:
+        assert row.outcome.value == "aired", (row.slot, row.outcome, row.error)
+        late = row.started_at - row.planned_at
+        assert timedelta(0) <= late < timedelta(milliseconds=500), late
+        assert row.engine == "espeak" and row.audio_hash and row.script_hash
+        assert row.ended_at - row.started_at > timedelta(seconds=2)
+    assert len(found) == 2
+    aired = sorted((project.root / "data" / "aired" / "t").rglob("*.mp4"))
+    assert [p.name.split("-", 1)[1] for p in aired] == ["one.mp4", "two.mp4"]
+    # Metrics: real promtool accepts the exposition; the counts match the as-run log.
+    lint = subprocess.run(["promtool", "check", "metrics"], input=metrics, capture_output=True, text=True, timeout=30)
+    assert lint.returncode == 0 and lint.stderr == "", lint.stderr
+    assert 'anchor_airings_total{channel="t",outcome="aired"} 2.0' in metrics
+    assert 'anchor_build_info{version=' in metrics and "anchor_airing_lateness_seconds_bucket" in metrics
+    assert 'anchor_next_airing_timestamp_seconds{channel="t"}' in metrics
+    # sd_notify: ready once planned, watchdog pings from the loop, a status line, stopping on SIGTERM.
+    text = "\n".join(messages)
+    assert "READY=1" in text and "WATCHDOG=1" in text and "STOPPING=1" in text
+    assert any(line.startswith("STATUS=") for m in messages for line in m.splitlines())
+    assert text.index("READY=1") < text.index("STOPPING=1")
+
+
+def test_killed_mid_airing_then_restarted(site: tuple[Project, int]) -> None:
+    project, _ = site
+    channel(project, slot("long", f"at = {at(10)}", "long.md") + slot("after", f"at = {at(45)}"))
+    aired_dir = project.root / "data" / "aired" / "t"
+    with Daemon(project) as first:
+        deadline = time.monotonic() + 60
+        while not list(aired_dir.rglob("*-long.mp4")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert list(aired_dir.rglob("*-long.mp4")), first.log[-2000:]
+        time.sleep(1.0)  # well inside the ~20 s program
+        first.kill()  # SIGKILL: no chance to log anything
+    assert [r.outcome.value for r in rows(project) if r.slot == "long"] == ["on-air"]
+    with Daemon(project) as second:
+        found = wait_rows(project, lambda r: final(r, "after", "long"), timeout=70)
+        second.wait_log(r"cut by a crash")
+        assert second.stop() == 0
+    by_slot = {r.slot: r for r in found}
+    assert len([r for r in found if r.slot == "long"]) == 1
+    assert by_slot["long"].outcome.value == "interrupted" and by_slot["long"].started_at is not None
+    assert by_slot["after"].outcome.value == "aired"
+    aired = list(aired_dir.rglob("*-long.mp4"))
+    assert len(aired) == 1  # never aired a second time
+
+
+def test_restart_airs_late_within_grace_and_logs_the_rest_missed(site: tuple[Project, int]) -> None:
+    project, _ = site
+    channel(project,
+            slot("recent", f"at = {at(-20)}", grace="5m")
+            + slot("skipper", f"at = {at(-20)}", late="skip")
+            + slot("old", f"at = {at(-600)}", grace="5m"))
+    with Daemon(project) as daemon:
+        found = wait_rows(project, lambda r: final(r, "recent", "skipper", "old"), timeout=60)
+        assert daemon.stop() == 0
+    by_slot = {r.slot: r for r in found}
+    assert by_slot["recent"].outcome.value == "late"
+    assert by_slot["skipper"].outcome.value == "missed" and "not running" in by_slot["skipper"].error
+    assert by_slot["old"].outcome.value == "missed" and by_slot["old"].started_at is None
+    assert len(found) == 3
+
+
+def test_edits_reload_and_a_bad_edit_keeps_the_last_good_schedule(site: tuple[Project, int]) -> None:
+    project, _ = site
+    path = channel(project, slot("kept", f"at = {at(25)}"))
+    with Daemon(project) as daemon:
+        daemon.wait_log(r"on air: 1 channels")
+        good = path.read_text(encoding="utf-8")
+        path.write_text(good + '[[slot]]\nname = "broken"\ncron = "0 25 * * *"\nscript = "short.md"\n', encoding="utf-8")
+        problem = daemon.wait_log(r"schedule not reloaded: (\S+):(\d+): .*cron hour 25", timeout=20)
+        assert problem.group(1).endswith("t.toml") and problem.group(2) == "13"
+        # A good edit (and SIGHUP, as `systemctl reload` sends) adds a slot; the kept one is not doubled.
+        path.write_text(good + f'[[slot]]\nname = "added"\nat = {at(10)}\nscript = "short.md"\n', encoding="utf-8")
+        daemon.proc.send_signal(1)
+        daemon.wait_log(r"schedule loaded: 1 channels", timeout=20)
+        found = wait_rows(project, lambda r: final(r, "kept", "added"), timeout=60)
+        # `anchor history` reads while the daemon writes.
+        history = project.run("history", "--csv", timeout=60)
+        assert history.returncode == 0 and "kept" in history.stdout and "added" in history.stdout
+        assert daemon.stop() == 0
+    assert sorted(r.slot for r in found) == ["added", "kept"]
+    assert all(r.outcome.value == "aired" for r in found)

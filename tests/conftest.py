@@ -126,3 +126,38 @@ def ebur128(wav: Path) -> tuple[float, float]:
     integrated = float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary).group(1))
     peak = float(re.search(r"Peak:\s+(-?[\d.]+) dBFS", summary).group(1))
     return integrated, peak
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@pytest.fixture
+def postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL 15 cluster on 127.0.0.1 and a free port; its SQLAlchemy URL."""
+    import pwd
+    import socket
+    import tempfile
+
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail("PostgreSQL 15 server binaries are missing (apt-get install postgresql-15)")
+    root = Path(tempfile.mkdtemp(prefix="anchor-pg-"))
+    as_postgres: list[str] = []
+    if os.getuid() == 0:  # initdb refuses to run as root
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+        postgres_user = pwd.getpwnam("postgres")
+        root.chmod(0o755)
+        os.chown(root, postgres_user.pw_uid, postgres_user.pw_gid)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = root / "data"
+    run = lambda *argv: subprocess.run([*as_postgres, *argv], capture_output=True, text=True, timeout=120, check=True)  # noqa: E731
+    run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "anchor", "--auth=trust", "-E", "UTF8")
+    run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-t", "60", "-o",
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    try:
+        yield f"postgresql+psycopg://anchor@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "-t", "60",
+                        "stop"], capture_output=True, timeout=120)
+        shutil.rmtree(root, ignore_errors=True)

@@ -10,13 +10,14 @@ STAMP           := $(VENV)/.installed
 
 run: setup
 	$(VENV)/bin/anchor check
-	$(VENV)/bin/anchor render --all --out data/renders
+	$(VENV)/bin/anchor run
 
 test: setup
 	$(VENV)/bin/python -m pytest
 
 bench: setup
 	$(VENV)/bin/python benchmarks/render.py
+	$(VENV)/bin/python benchmarks/punctuality.py
 
 setup: system-packages $(STAMP)
 

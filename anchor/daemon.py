@@ -49,6 +49,7 @@ class Daemon:
         self.channels: list[Channel] = []
         self.prepare_task: asyncio.Task[None] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        self.dispatched: dict[str, datetime] = {}  # airing jobs that have fired, by job id → instant
         self._clock = (time.time(), time.monotonic())
         self._fingerprint = self._files_fingerprint()
         self.metrics_port: int | None = None
@@ -68,19 +69,23 @@ class Daemon:
         for job in self.scheduler.get_jobs():
             if job.id.startswith(AIRING_JOB) and job.id not in wanted:
                 job.remove()
+        self.dispatched = {k: t for k, t in self.dispatched.items() if t > now - timedelta(hours=1)}
         for job_id, items in wanted.items():
+            if job_id in self.dispatched:
+                continue  # fired already and waiting out its lead: the as-run log would refuse a second anyway
             job = self.scheduler.get_job(job_id)
-            if job is not None and [p.key for p in job.args[0]] == [p.key for p in items]:
+            if job is not None and [p.key for p in job.args[1]] == [p.key for p in items]:
                 continue
             # Lateness is decided by the Station (grace, late = "skip"), so APScheduler must never drop a job.
-            self.scheduler.add_job(self._air_group, DateTrigger(items[0].planned_at_utc - LEAD), args=[items], id=job_id,
+            self.scheduler.add_job(self._air_group, DateTrigger(items[0].planned_at_utc - LEAD), args=[job_id, items], id=job_id,
                                    replace_existing=True, misfire_grace_time=None, coalesce=False)
         for channel in self.channels:
             upcoming = [p for p in planned if p.channel == channel.id]
             NEXT_AIRING.labels(channel.id).set(upcoming[0].planned_at_utc.timestamp() if upcoming else 0)
         return planned
 
-    async def _air_group(self, items: list[PlannedAiring]) -> None:
+    async def _air_group(self, job_id: str, items: list[PlannedAiring]) -> None:
+        self.dispatched[job_id] = items[0].planned_at_utc
         task = asyncio.current_task()
         if task is not None:
             self.tasks.add(task)
@@ -116,7 +121,7 @@ class Daemon:
         if not upcoming:
             return f"{len(self.channels)} channels, nothing planned in the next {self.horizon()}"
         job = min(upcoming, key=lambda j: j.next_run_time)
-        first: PlannedAiring = job.args[0][0]
+        first: PlannedAiring = job.args[1][0]
         return f"next: {first.channel} {first.script} at {first.planned_at.isoformat(timespec='minutes')}"
 
     # -- reload -----------------------------------------------------------------------------------
@@ -162,6 +167,7 @@ class Daemon:
         if abs(jump) > CLOCK_JUMP:
             CLOCK_JUMPS.inc()
             log.warning("the wall clock jumped by %+.1f s; re-planning", jump)
+        await self.station.record_unrecorded()
         planned = self._schedule(datetime.now(UTC))  # extends the horizon as time moves
         if self.prepare_task is None or self.prepare_task.done():
             self._prepare(planned)

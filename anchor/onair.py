@@ -11,6 +11,8 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from anchor.config import Settings
 from anchor.content import load_script
 from anchor.metrics import AIRING_LATENESS, AIRINGS, ON_AIR, PROGRAMS_READY
@@ -46,6 +48,7 @@ class Station:
         self.locks: dict[str, asyncio.Lock] = {}
         self.airing: dict[str, asyncio.Task[None]] = {}
         self.pending: set[asyncio.Future[object]] = set()
+        self.unrecorded: list[Airing] = []  # missed/failed rows the database refused (disk full, server down)
 
     def use_channels(self, channels: Sequence[Channel]) -> None:
         self.channels = {c.id: c for c in channels}
@@ -104,7 +107,10 @@ class Station:
     async def _record_unaired(self, planned: PlannedAiring, outcome: Outcome, error: str) -> None:
         row = Airing(channel=planned.channel, slot=planned.slot, planned_at=planned.planned_at_utc, outcome=outcome,
                      script=planned.script, error=error)
-        if await asyncio.to_thread(self.asrun.claim, row):
+        recorded = await self._logged(f"record {planned.key} as {outcome.value}", self.asrun.claim, row)
+        if recorded is None:
+            self.unrecorded.append(row)  # retried by the heartbeat until the database takes it
+        if recorded is not False:
             AIRINGS.labels(planned.channel, outcome.value).inc()
             log.warning("channel %s airing %s: %s (%s)", planned.channel, planned.key, outcome.value, error)
 
@@ -128,16 +134,19 @@ class Station:
         row = Airing(channel=channel.id, slot=planned.slot, planned_at=planned.planned_at_utc, outcome=Outcome.ON_AIR,
                      script=planned.script, script_hash=program.content_hash, engine=program.engine,
                      voice=program.voice, audio_hash=program.audio_sha256)
-        if not await asyncio.to_thread(self.asrun.claim, row):
+        claimed = await self._logged(f"claim {planned.key}", self.asrun.claim, row)
+        if claimed is False:
             log.info("channel %s airing %s: already in the as-run log, not airing again", channel.id, planned.key)
             return
+        if claimed is None:
+            log.error("channel %s airing %s: airing without an as-run row", channel.id, planned.key)
         output = self.outputs[channel.output]
         cue = self.cue(planned, program)
         wait = (planned.planned_at_utc - datetime.now(UTC)).total_seconds()
         if wait > 0:
             await asyncio.sleep(wait)
         # Recorded off the on-air path: a crash from here on leaves the row `interrupted`, never re-aired.
-        self._background(asyncio.to_thread(self.asrun.finish, row, started_at=datetime.now(UTC)))
+        self._background(self._finish(row, started_at=datetime.now(UTC)))
         ON_AIR.labels(channel.id).set(1)
         task = asyncio.current_task()
         assert task is not None
@@ -145,15 +154,14 @@ class Station:
         try:
             result = await output.air(cue)
         except OutputError as exc:
-            await asyncio.to_thread(self.asrun.finish, row, outcome=Outcome.FAILED, error=str(exc),
-                                    ended_at=datetime.now(UTC))
+            await self._finish(row, outcome=Outcome.FAILED, error=str(exc), ended_at=datetime.now(UTC))
             AIRINGS.labels(channel.id, Outcome.FAILED.value).inc()
             log.error("channel %s airing %s: output %s failed: %s", channel.id, planned.key, channel.output, exc)
             return
         except asyncio.CancelledError:
             await asyncio.wait(self.pending, timeout=5) if self.pending else None
-            await asyncio.shield(asyncio.to_thread(self.asrun.finish, row, outcome=Outcome.INTERRUPTED,
-                                                   error="cut by shutdown", ended_at=datetime.now(UTC)))
+            await asyncio.shield(self._finish(row, outcome=Outcome.INTERRUPTED, error="cut by shutdown",
+                                              ended_at=datetime.now(UTC)))
             AIRINGS.labels(channel.id, Outcome.INTERRUPTED.value).inc()
             log.warning("channel %s airing %s: interrupted by shutdown", channel.id, planned.key)
             raise
@@ -165,16 +173,36 @@ class Station:
         AIRING_LATENESS.labels(channel.id).observe(max(0.0, late_by.total_seconds()))
         if self.pending:
             await asyncio.wait(self.pending, timeout=5)  # the started_at write lands before the final one
-        await asyncio.to_thread(self.asrun.finish, row, outcome=outcome, started_at=result.started_at,
-                                ended_at=result.ended_at)
+        await self._finish(row, outcome=outcome, started_at=result.started_at, ended_at=result.ended_at)
         AIRINGS.labels(channel.id, outcome.value).inc()
         slot = next((s for s in channel.slots if s.id == planned.slot), None)
         if slot is not None and slot.rotates and planned.rotation_index is not None:
-            await asyncio.to_thread(self.asrun.advance_rotation, channel.id, slot.id, planned.rotation_index,
-                                    len(slot.scripts))
+            await self._logged("advance the rotation", self.asrun.advance_rotation, channel.id, slot.id,
+                               planned.rotation_index, len(slot.scripts))
         log.info("channel %s airing %s: %s %s (%s, %.0f ms after the instant, %.1f s)", channel.id, planned.key,
                  outcome.value, planned.script, program.engine, late_by.total_seconds() * 1000,
                  program.duration_seconds)
+
+    async def _logged(self, what: str, write, *args, **changes):  # type: ignore[no-untyped-def]
+        """A write to the as-run log, off the loop. A failing database (disk full, server down) is logged
+        loudly but never stops airing: None means the write did not happen."""
+        try:
+            return await asyncio.to_thread(write, *args, **changes)
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("as-run log: cannot %s: %s", what, exc)
+            return None
+
+    async def record_unrecorded(self) -> None:
+        """Write the rows a failing database refused earlier, so the as-run log ends up complete."""
+        waiting, self.unrecorded = self.unrecorded, []
+        for row in waiting:
+            fresh = Airing.model_validate(row.model_dump(exclude={"id"}))  # the failed flush gave `row` an id
+            if await self._logged(f"record {row.channel} {row.slot} later", self.asrun.claim, fresh) is None:
+                self.unrecorded.append(row)
+
+    async def _finish(self, row: Airing, **changes: object) -> None:
+        if row.id is not None:
+            await self._logged(f"record the end of {row.channel} {row.slot}", self.asrun.finish, row, **changes)
 
     def _background(self, work) -> None:  # type: ignore[no-untyped-def]
         task = asyncio.ensure_future(work)

@@ -134,3 +134,57 @@ def test_edits_reload_and_a_bad_edit_keeps_the_last_good_schedule(site: tuple[Pr
         assert daemon.stop() == 0
     assert sorted(r.slot for r in found) == ["added", "kept"]
     assert all(r.outcome.value == "aired" for r in found)
+
+
+@pytest.fixture
+def small_data_disk(site: tuple[Project, int]):  # type: ignore[no-untyped-def]
+    """The site's data folder on its own 64 MB filesystem, so the test can fill it."""
+    project, _ = site
+    data = project.root / "data"
+    data.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(data)], capture_output=True,
+                             text=True, timeout=30)
+    if mounted.returncode != 0:
+        pytest.fail(f"this test mounts a small tmpfs as root: {mounted.stderr.strip()}")
+    try:
+        yield data
+    finally:
+        subprocess.run(["umount", "-l", str(data)], capture_output=True, timeout=30)
+
+
+def _fill(folder: Path) -> Path:
+    filler = folder / "filler"
+    with filler.open("wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * (1 << 20))
+                out.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_full_data_disk_is_logged_and_survived(site: tuple[Project, int], small_data_disk: Path) -> None:
+    project, _ = site
+    project.script("fresh.md", "+++\ntitle = \"新内容\"\n+++\n\n磁盘满的时候，这一条没法渲染。\n")
+    project.script("later.md", "+++\ntitle = \"恢复\"\n+++\n\n空间回来了，这一条照常播出。\n")
+    path = channel(project, slot("before", f"at = {at(6)}"))
+    with Daemon(project) as daemon:
+        wait_rows(project, lambda r: final(r, "before"), timeout=60)
+        filler = _fill(small_data_disk)
+        path.write_text(path.read_text(encoding="utf-8") + slot("during", f"at = {at(8)}", "fresh.md"),
+                        encoding="utf-8")
+        daemon.wait_log(r"No space left on device|database or disk is full", timeout=60)
+        time.sleep(9)  # past "during"'s instant, with the disk still full
+        assert daemon.proc.poll() is None, "the daemon must keep running"
+        filler.unlink()
+        path.write_text(path.read_text(encoding="utf-8") + slot("after", f"at = {at(10)}", "later.md"),
+                        encoding="utf-8")
+        # The failure the full disk refused to record is written by the next heartbeat (every 15 s).
+        found = wait_rows(project, lambda r: final(r, "before", "during", "after"), timeout=60)
+        assert daemon.stop() == 0
+    by_slot = {r.slot: r for r in found}
+    assert by_slot["before"].outcome.value == "aired"  # what aired before the disk filled is kept
+    assert by_slot["during"].outcome.value == "failed" and "No space left" in by_slot["during"].error
+    assert by_slot["after"].outcome.value == "aired"  # and it recovered once space returned
+    assert "No space left on device" in daemon.log

@@ -10,7 +10,7 @@ import shutil
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -22,10 +22,10 @@ from rich.table import Table
 from anchor.config import DEFAULT_CONFIG, Settings, default_settings, load_settings
 from anchor.content import Script, find_scripts, load_script
 from anchor.problems import InputError, Problem
-from anchor.program import FILES, Program, RenderError, render_program
-from anchor.speech.cache import ProgramCache
-from anchor.speech.chain import EngineChain
-from anchor.speech.engines import EngineError, UnknownEngine, UnknownVoice, engine_type
+
+if TYPE_CHECKING:  # the render stack (numpy, ffmpeg, edge-tts) loads only in the commands that render
+    from anchor.program import Program
+    from anchor.speech.chain import EngineChain
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="A digital-human anchor for institutional live streams.")
 out = Console()
@@ -72,6 +72,9 @@ def options(
 
 
 def _chain(settings: Settings, engine: str | None) -> EngineChain:
+    from anchor.speech.chain import EngineChain
+    from anchor.speech.engines import UnknownEngine
+
     try:
         return EngineChain(settings, only=engine)
     except UnknownEngine as exc:
@@ -96,6 +99,8 @@ def _load(settings: Settings, path: Path) -> Script:
 
 def _publish(program: Program, directory: Path) -> None:
     """Copy a cached Program's files to where the user asked; program.json also says whether it was a hit."""
+    from anchor.program import FILES
+
     directory.mkdir(parents=True, exist_ok=True)
     assert program.directory is not None
     for name in FILES[:-1]:
@@ -125,6 +130,10 @@ def render(
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Where to write program.wav/.srt/.vtt/.json.")] = None,
 ) -> None:
     """Render scripts into Programs: normalized speech audio plus subtitles."""
+    from anchor.program import RenderError, render_program
+    from anchor.speech.cache import ProgramCache
+    from anchor.speech.engines import UnknownVoice
+
     settings = _settings()
     if all_scripts == (script is not None):
         err.print("[red]error[/]: give one SCRIPT or --all")
@@ -188,6 +197,9 @@ def render(
 
 async def _voice_problems(settings: Settings, scripts: list[Script]) -> list[Problem]:
     """A script's voice must belong to an engine in the chain, and that engine must have it."""
+    from anchor.speech.chain import EngineChain
+    from anchor.speech.engines import EngineError, UnknownEngine, UnknownVoice
+
     problems: list[Problem] = []
     try:
         chain = EngineChain(settings)
@@ -263,6 +275,8 @@ def voices(
     language: Annotated[Optional[str], typer.Option(help="Only voices whose language starts with this, e.g. zh.")] = None,
 ) -> None:
     """List the voices each engine offers."""
+    from anchor.speech.engines import EngineError, UnknownEngine, engine_type
+
     settings = _settings()
     names = [engine] if engine else settings.speech.chain.engines
     unreachable = False

@@ -1,0 +1,293 @@
+"""The file output with real espeak-ng, ffmpeg and ffprobe: the clip, burned-in subtitles, the cache,
+the dated as-run files, an interrupted airing, and bad settings."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+import anchor.outputs.file as file_output
+from anchor.config import Settings, load_settings
+from anchor.content import load_script
+from anchor.outputs import AiredResult, Cue, OutputError, output_type
+from anchor.outputs.file import FileOutput, FileOutputSettings
+from anchor.problems import InputError
+from anchor.program import Program, render_program
+from anchor.speech.cache import ProgramCache
+from anchor.speech.chain import EngineChain
+from tests.conftest import Project, no_traceback, script_text
+
+# A pause with no subtitle between two cues, and a title full of what filter escaping trips on.
+BODY = "各位观众，大家好。\n\n[pause 2s]\n\n谢谢收看。"
+TITLE = "高血压：别'轻视'它，10%的人不知道"
+CHANNEL = "市第一人民医院 健康频道"
+# data_dir holds the program.srt the subtitles filter reads: give it every filtergraph special character.
+AWKWARD_DATA_DIR = r"data: it's [a], b;c\d %e"
+BEIJING = timezone(timedelta(hours=8))
+FFMPEG_TIMEOUT = 60
+
+
+@dataclass
+class Rendered:
+    settings: Settings
+    program: Program
+    output: FileOutput
+    prepare_seconds: float
+
+    def cue(self, planned_at: datetime, slot: str = "morning", channel_name: str = CHANNEL) -> Cue:
+        return Cue("ward-3", channel_name, slot, planned_at, self.program)
+
+
+def ffprobe(path: Path) -> dict:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
+                          "stream=codec_type,codec_name,width,height,pix_fmt:format=duration,format_name",
+                          "-of", "json", str(path)], capture_output=True, text=True, timeout=30, check=True).stdout
+    return json.loads(out)
+
+
+def wav_duration(path: Path) -> float:
+    return float(ffprobe(path)["format"]["duration"])
+
+
+def gray_crop(clip: Path, at: float, crop: str) -> np.ndarray:
+    """One frame at `at` seconds, cropped (ffmpeg crop syntax), as 8-bit luma."""
+    proc = subprocess.run(["ffmpeg", "-hide_banner", "-v", "error", "-ss", f"{at:.3f}", "-i", str(clip),
+                           "-frames:v", "1", "-vf", f"crop={crop}", "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+                          capture_output=True, timeout=FFMPEG_TIMEOUT, check=True)
+    return np.frombuffer(proc.stdout, dtype=np.uint8)
+
+
+def srt_cues(path: Path) -> list[tuple[float, float, str]]:
+    def seconds(stamp: str) -> float:
+        h, m, s = stamp.replace(",", ".").split(":")
+        return int(h) * 3600 + int(m) * 60 + float(s)
+
+    cues = []
+    for block in path.read_text(encoding="utf-8").strip().split("\n\n"):
+        lines = block.splitlines()
+        start, end = lines[1].split(" --> ")
+        cues.append((seconds(start), seconds(end), "\n".join(lines[2:])))
+    return cues
+
+
+def run_air(output: FileOutput, cue: Cue) -> AiredResult:
+    return asyncio.run(asyncio.wait_for(output.air(cue), cue.program.duration_seconds + 60))
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    """A short Chinese program rendered by the real pipeline (espeak-ng), and its clip prepared once."""
+    project = Project(tmp_path_factory.mktemp("file-output") / "site")
+    project.scripts.mkdir(parents=True)
+    project.write_config()
+    text = project.config.read_text(encoding="utf-8").replace('data_dir = "data"',
+                                                                f"data_dir = '''{AWKWARD_DATA_DIR}'''")
+    project.config.write_text(text, encoding="utf-8")
+    project.script("notice.md", script_text(BODY, title=TITLE))
+    settings = load_settings(project.config)
+    assert settings.data_dir.name == AWKWARD_DATA_DIR
+    script = load_script(project.scripts / "notice.md", settings.scripts_dir)
+    program = asyncio.run(asyncio.wait_for(
+        render_program(script, settings, EngineChain(settings), ProgramCache(settings.cache_dir, 1 << 30)), 120))
+    output_class = output_type("file")
+    assert output_class is FileOutput
+    output = FileOutput(settings.output_settings("file"), settings.data_dir)
+    cue = Cue("ward-3", CHANNEL, "morning", datetime(2025, 3, 2, 7, 5, 9, tzinfo=BEIJING), program)
+    started = time.perf_counter()
+    asyncio.run(asyncio.wait_for(output.prepare(cue), 120))
+    return Rendered(settings, program, output, time.perf_counter() - started)
+
+
+def test_prepare_and_air_write_the_clip_in_the_dated_folder(rendered: Rendered) -> None:
+    # 07:05:09 in Beijing is still 1 March in UTC: the folder and name follow the planned local time.
+    cue = rendered.cue(datetime(2025, 3, 2, 7, 5, 9, tzinfo=BEIJING))
+    result = run_air(rendered.output, cue)
+
+    expected = rendered.settings.data_dir / "aired" / "ward-3" / "2025-03-02" / "070509-morning.mp4"
+    assert result.detail == {"file": str(expected)}
+    assert files_under(rendered.settings.data_dir / "aired") == [expected]
+    probe = ffprobe(expected)
+    video = [s for s in probe["streams"] if s["codec_type"] == "video"]
+    sound = [s for s in probe["streams"] if s["codec_type"] == "audio"]
+    assert [(s["codec_name"], s["width"], s["height"], s["pix_fmt"]) for s in video] == [("h264", 640, 360, "yuv420p")]
+    assert [s["codec_name"] for s in sound] == ["aac"]
+    assert "mp4" in probe["format"]["format_name"]
+    audio_seconds = wav_duration(rendered.program.audio_path)
+    assert abs(float(probe["format"]["duration"]) - audio_seconds) <= 1 / 25, (probe["format"], audio_seconds)
+
+    # The channel was held for the program's length, and the times are aware UTC.
+    assert result.started_at.tzinfo is not None and result.started_at.utcoffset() == timedelta(0)
+    held = (result.ended_at - result.started_at).total_seconds()
+    assert abs(held - audio_seconds) <= 0.3, (held, audio_seconds)
+    # Same file system: the aired file is a hard link to the cached clip, not a second copy.
+    assert expected.stat().st_ino == rendered.output.clip_path(cue).stat().st_ino
+
+
+def test_subtitles_are_burned_in_over_a_title_card(rendered: Rendered) -> None:
+    clip = rendered.output.clip_path(rendered.cue(datetime(2025, 3, 2, 7, 5, 9, tzinfo=BEIJING)))
+    cues = srt_cues(rendered.program.directory / "program.srt")
+    first = (cues[0][0] + cues[0][1]) / 2
+    # The middle of the longest stretch without a cue (the script's 2 s pause).
+    gap_start, gap_end = max(((a[1], b[0]) for a, b in zip(cues, cues[1:])), key=lambda g: g[1] - g[0])
+    assert gap_end - gap_start >= 1.5, cues
+    silent = (gap_start + gap_end) / 2
+
+    bottom = "iw:ih/4:0:ih*3/4"
+    speaking, pausing = gray_crop(clip, first, bottom), gray_crop(clip, silent, bottom)
+    assert len(speaking) == len(pausing) == 640 * 90
+    # White subtitle text in the lower third while a cue is up; only background during the pause.
+    assert speaking.mean() - pausing.mean() > 1, (speaking.mean(), pausing.mean())
+    assert (speaking > 160).sum() > 200 and (pausing > 160).sum() == 0
+    assert pausing.std() < 3  # a flat field of the background colour
+
+    # The title card: big white text across the middle and the channel name at the top, both frames.
+    for at in (first, silent):
+        middle = gray_crop(clip, at, "iw:ih/4:0:ih*5/16")
+        assert (middle > 160).sum() > 1000 and abs(middle.mean() - pausing.mean()) > 5
+        top = gray_crop(clip, at, "iw:ih/8:0:0")
+        assert (top > 140).sum() > 100
+
+
+def test_prepare_is_cached_and_leaves_no_temporary_files(rendered: Rendered) -> None:
+    cue = rendered.cue(datetime(2025, 3, 2, 7, 5, 9, tzinfo=BEIJING))
+    clip = rendered.output.clip_path(cue)
+    assert clip.parent == rendered.settings.data_dir / "clips"
+    assert clip.name.startswith(rendered.program.key + "-") and clip.suffix == ".mp4"
+    before = clip.stat()
+    # A new instance (a restarted daemon) finds the clip; a planned instant or slot does not change it.
+    again = FileOutput(rendered.settings.output_settings("file"), rendered.settings.data_dir)
+    started = time.perf_counter()
+    asyncio.run(asyncio.wait_for(again.prepare(rendered.cue(datetime(2025, 3, 3, 9, 0, tzinfo=BEIJING), "noon")), 30))
+    spent = time.perf_counter() - started
+    after = clip.stat()
+    assert spent < 0.5 < rendered.prepare_seconds, (spent, rendered.prepare_seconds)
+    assert (after.st_ino, after.st_mtime_ns, after.st_size) == (before.st_ino, before.st_mtime_ns, before.st_size)
+    assert sorted(p.name for p in clip.parent.iterdir()) == [clip.name]  # no temp files or work folders
+    # What shapes the picture shapes the name: another channel name or frame size is another clip.
+    assert again.clip_path(rendered.cue(cue.planned_at, channel_name="另一个频道")) != clip
+    bigger = FileOutput(FileOutputSettings(width=1280, height=720), rendered.settings.data_dir)
+    assert bigger.clip_path(cue) != clip
+    elsewhere = FileOutput(FileOutputSettings(folder="archive"), rendered.settings.data_dir)
+    assert elsewhere.clip_path(cue) == clip  # where aired files go does not change the clip
+
+
+def test_a_cancelled_airing_leaves_a_complete_file_or_none(rendered: Rendered) -> None:
+    cue = rendered.cue(datetime(2025, 3, 4, 18, 30, tzinfo=BEIJING), "evening")
+    day = rendered.settings.data_dir / "aired" / "ward-3" / "2025-03-04"
+
+    async def cut() -> tuple[asyncio.Task[AiredResult], float]:
+        task = asyncio.create_task(rendered.output.air(cue))
+        await asyncio.sleep(1.0)
+        task.cancel()
+        cancelled_at = time.monotonic()
+        await asyncio.wait([task], timeout=10)
+        return task, time.monotonic() - cancelled_at
+
+    task, latency = asyncio.run(asyncio.wait_for(cut(), 30))
+    assert task.done() and task.cancelled()  # CancelledError propagated, not swallowed or turned into an error
+    assert latency < 1.0
+    found = files_under(day)
+    assert [p.name for p in found] in ([], ["183000-evening.mp4"])
+    for path in found:
+        probe = ffprobe(path)
+        assert abs(float(probe["format"]["duration"]) - rendered.program.duration_seconds) <= 1 / 25
+
+
+def _no_hard_links(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(src: object, dst: object, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(file_output.os, "link", refuse)
+
+
+def test_a_copy_cancelled_midway_leaves_nothing(rendered: Rendered, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Across file systems the clip is copied in a thread; cutting the airing then must not leave a part."""
+    _no_hard_links(monkeypatch)
+    real_copy = file_output._copy
+    copying, finished = threading.Event(), threading.Event()
+
+    def held_copy(src: Path, partial: Path, dest: Path, stop: threading.Event) -> None:
+        try:
+            copying.set()
+            stop.wait(10)  # hold the copy mid-way until the airing is cut
+            real_copy(src, partial, dest, stop)
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(file_output, "_copy", held_copy)
+    cue = rendered.cue(datetime(2025, 3, 5, 12, 0, tzinfo=BEIJING), "noon")
+
+    async def cut() -> asyncio.Task[AiredResult]:
+        task = asyncio.create_task(rendered.output.air(cue))
+        while not copying.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.wait([task], timeout=10)
+        return task
+
+    task = asyncio.run(asyncio.wait_for(cut(), 30))
+    assert task.cancelled()
+    assert finished.wait(10)
+    assert files_under(rendered.settings.data_dir / "aired" / "ward-3" / "2025-03-05") == []
+
+
+def test_air_without_prepare_renders_late_and_copies_across_file_systems(
+        rendered: Rendered, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_hard_links(monkeypatch)
+    output = FileOutput(rendered.settings.output_settings("file"), tmp_path / "fresh")
+    cue = rendered.cue(datetime(2025, 12, 31, 23, 59, 30, tzinfo=BEIJING), "new-year")
+    result = run_air(output, cue)
+
+    aired = Path(result.detail["file"])
+    assert aired == tmp_path / "fresh" / "aired" / "ward-3" / "2025-12-31" / "235930-new-year.mp4"
+    clip = output.clip_path(cue)
+    assert clip.is_file() and aired.stat().st_ino != clip.stat().st_ino
+    assert aired.read_bytes() == clip.read_bytes()
+    assert files_under(tmp_path / "fresh" / "aired") == [aired]  # no .part left behind
+    # started_at was taken before the late render, so the airing still lasts the program's length.
+    held = (result.ended_at - result.started_at).total_seconds()
+    assert abs(held - rendered.program.duration_seconds) <= 0.3
+
+
+def test_a_missing_font_is_a_clear_error(rendered: Rendered, tmp_path: Path) -> None:
+    output = FileOutput(FileOutputSettings(font="No Such Font Family"), tmp_path)
+    with pytest.raises(OutputError, match="font 'No Such Font Family' is not installed"):
+        asyncio.run(asyncio.wait_for(output.prepare(rendered.cue(datetime(2025, 3, 2, 9, 0, tzinfo=BEIJING))), 30))
+    assert not (tmp_path / "clips").exists() or list((tmp_path / "clips").iterdir()) == []
+
+
+def test_bad_settings_are_clear_errors_naming_the_line(project: Project) -> None:
+    project.write_config(extra='\n[outputs.file]\nwidth = 641\nbackground = "blue"\n')
+    with pytest.raises(InputError) as caught:
+        load_settings(project.config)
+    message = str(caught.value)
+    lines = project.config.read_text().splitlines()
+    width_line = lines.index("width = 641") + 1
+    assert f"anchor.toml:{width_line}: [outputs.file.width] must be even" in message, message
+    assert "try 640 or 642" in message
+    assert "[outputs.file.background] background must be a colour written 0xRRGGBB" in message
+    result = project.run("check", timeout=60)
+    no_traceback(result)
+    assert result.returncode != 0 and "must be even" in result.stderr
+
+    for bad, words in (({"height": 100}, "between 160 and 3840"), ({"width": 4000}, "between 160 and 3840"),
+                       ({"fps": 0}, "between 1 and 60"), ({"font": "A,B"}, "one family name"),
+                       ({"folder": "../out"}, "without '..'"), ({"colour": "red"}, "Extra inputs")):
+        with pytest.raises(ValidationError, match=words):
+            FileOutputSettings(**bad)
+    assert FileOutputSettings(background="#A1B2C3").background == "0xa1b2c3"

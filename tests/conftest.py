@@ -118,6 +118,20 @@ def speech_segments(wav: Path, noise_db: int = -40, min_gap: float = 0.12) -> li
     return segments
 
 
+def srt_cues(path: Path) -> list[tuple[float, float, str]]:
+    """(start, end, text) of every cue in an SRT file, times in seconds."""
+    def seconds(stamp: str) -> float:
+        h, m, s = stamp.replace(",", ".").split(":")
+        return int(h) * 3600 + int(m) * 60 + float(s)
+
+    cues = []
+    for block in path.read_text(encoding="utf-8").strip().split("\n\n"):
+        lines = block.splitlines()
+        start, end = lines[1].split(" --> ")
+        cues.append((seconds(start), seconds(end), "\n".join(lines[2:])))
+    return cues
+
+
 def ebur128(wav: Path) -> tuple[float, float]:
     """(integrated LUFS, true peak dBTP) of a file, measured by ffmpeg's ebur128 filter."""
     proc = subprocess.run(["ffmpeg", "-hide_banner", "-nostats", "-i", str(wav), "-af", "ebur128=peak=true",

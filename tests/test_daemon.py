@@ -188,3 +188,40 @@ def test_a_full_data_disk_is_logged_and_survived(site: tuple[Project, int], smal
     assert by_slot["during"].outcome.value == "failed" and "No space left" in by_slot["during"].error
     assert by_slot["after"].outcome.value == "aired"  # and it recovered once space returned
     assert "No space left on device" in daemon.log
+
+
+def test_heartbeat_notices_a_wall_clock_step(site: tuple[Project, int], caplog: pytest.LogCaptureFixture) -> None:
+    """Stepping this machine's clock in a test is not on: the heartbeat is given the step instead."""
+    import asyncio
+    import logging
+
+    from anchor.config import load_settings
+    from anchor.daemon import AIRING_JOB
+    from anchor.daemon import Daemon as AnchorDaemon
+    from anchor.metrics import CLOCK_JUMPS
+    from anchor.schedule.channel import load_channels
+
+    project, _ = site
+    channel(project, slot("later", f"at = {at(3600)}"))
+    settings = load_settings(project.config)
+
+    async def scenario() -> tuple[float, float, list[str]]:
+        daemon = AnchorDaemon(settings)
+        daemon.channels, _ = load_channels(settings)
+        daemon.station.use_channels(daemon.channels)
+        before = CLOCK_JUMPS._value.get()
+        daemon._clock = (time.time() - 120, time.monotonic() - 5)  # the wall clock moved 115 s more than time did
+        await daemon._heartbeat()
+        after_step = CLOCK_JUMPS._value.get() - before
+        await daemon._heartbeat()  # a normal beat: no jump
+        after_calm = CLOCK_JUMPS._value.get() - before
+        jobs = [j.id for j in daemon.scheduler.get_jobs() if j.id.startswith(AIRING_JOB)]
+        if daemon.prepare_task:
+            daemon.prepare_task.cancel()
+        return after_step, after_calm, jobs
+
+    with caplog.at_level(logging.WARNING, logger="anchor.daemon"):
+        step, calm, jobs = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert step == 1 and calm == 1
+    assert "wall clock jumped by +115" in caplog.text
+    assert len(jobs) == 1  # the plan was rebuilt: the airing an hour away is scheduled

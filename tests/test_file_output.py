@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import os
 import subprocess
 import threading
 import time
@@ -26,7 +27,7 @@ from anchor.problems import InputError
 from anchor.program import Program, render_program
 from anchor.speech.cache import ProgramCache
 from anchor.speech.chain import EngineChain
-from tests.conftest import Project, no_traceback, script_text
+from tests.conftest import Project, no_traceback, script_text, srt_cues
 
 # A pause with no subtitle between two cues, and a title full of what filter escaping trips on.
 BODY = "各位观众，大家好。\n\n[pause 2s]\n\n谢谢收看。"
@@ -66,19 +67,6 @@ def gray_crop(clip: Path, at: float, crop: str) -> np.ndarray:
                            "-frames:v", "1", "-vf", f"crop={crop}", "-f", "rawvideo", "-pix_fmt", "gray", "-"],
                           capture_output=True, timeout=FFMPEG_TIMEOUT, check=True)
     return np.frombuffer(proc.stdout, dtype=np.uint8)
-
-
-def srt_cues(path: Path) -> list[tuple[float, float, str]]:
-    def seconds(stamp: str) -> float:
-        h, m, s = stamp.replace(",", ".").split(":")
-        return int(h) * 3600 + int(m) * 60 + float(s)
-
-    cues = []
-    for block in path.read_text(encoding="utf-8").strip().split("\n\n"):
-        lines = block.splitlines()
-        start, end = lines[1].split(" --> ")
-        cues.append((seconds(start), seconds(end), "\n".join(lines[2:])))
-    return cues
 
 
 def run_air(output: FileOutput, cue: Cue) -> AiredResult:
@@ -291,3 +279,24 @@ def test_bad_settings_are_clear_errors_naming_the_line(project: Project) -> None
         with pytest.raises(ValidationError, match=words):
             FileOutputSettings(**bad)
     assert FileOutputSettings(background="#A1B2C3").background == "0xa1b2c3"
+
+
+def test_old_aired_days_and_unused_clips_expire(rendered: Rendered, tmp_path: Path) -> None:
+    """Months unattended must not fill the disk: keep_days (30 by default) bounds both folders."""
+    output = FileOutput(rendered.output.settings, tmp_path)
+    now = datetime(2026, 6, 30, 12, tzinfo=timezone.utc)
+    old_day = output.aired_dir / "ward-3" / "2026-05-01"
+    recent_day = output.aired_dir / "ward-3" / "2026-06-15"
+    for day in (old_day, recent_day):
+        day.mkdir(parents=True)
+        (day / "090000-morning.mp4").write_bytes(b"x")
+    output.clips_dir.mkdir(parents=True)
+    stale, used = output.clips_dir / "stale.mp4", output.clips_dir / "used.mp4"
+    stale.write_bytes(b"x")
+    used.write_bytes(b"x")
+    long_ago = (now - timedelta(days=40)).timestamp()
+    os.utime(stale, (long_ago, long_ago))
+    os.utime(used, ((now - timedelta(days=2)).timestamp(),) * 2)
+    removed = output.expire(now)
+    assert sorted(removed) == sorted([old_day, stale])
+    assert recent_day.exists() and used.exists() and not old_day.exists() and not stale.exists()

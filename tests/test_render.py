@@ -19,23 +19,9 @@ from anchor.content import load_script
 from anchor.program import render_program
 from anchor.speech.cache import ProgramCache
 from anchor.speech.chain import EngineChain
-from tests.conftest import Project, ebur128, script_text, speech_segments
+from tests.conftest import Project, ebur128, script_text, speech_segments, srt_cues
 
 HYPERTENSION = "health/hypertension.md"
-
-
-def _srt_cues(path: Path) -> list[tuple[float, float, str]]:
-    def seconds(stamp: str) -> float:
-        h, m, rest = stamp.split(":")
-        s, ms = rest.split(",")
-        return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
-
-    cues = []
-    for block in path.read_text(encoding="utf-8").strip().split("\n\n"):
-        lines = block.splitlines()
-        start, end = lines[1].split(" --> ")
-        cues.append((seconds(start), seconds(end), "\n".join(lines[2:])))
-    return cues
 
 
 def _vtt_starts(path: Path) -> list[str]:
@@ -81,7 +67,7 @@ def test_loudness_is_on_target_by_ffmpegs_own_meter(rendered: Path) -> None:
 def test_subtitles_are_monotonic_cover_the_audio_and_fit_a_line(rendered: Path) -> None:
     from anchor.speech.sentences import width
 
-    cues = _srt_cues(rendered / "program.srt")
+    cues = srt_cues(rendered / "program.srt")
     meta = json.loads((rendered / "program.json").read_text())
     assert len(cues) == meta["cues"] > 20
     for (s1, e1, _), (s2, _, _) in zip(cues, cues[1:]):
@@ -100,7 +86,7 @@ def test_subtitles_are_monotonic_cover_the_audio_and_fit_a_line(rendered: Path) 
 
 def test_each_cue_lands_within_100ms_of_its_words(rendered: Path) -> None:
     """Cue edges against where sound really starts and stops in the final audio (silencedetect)."""
-    cues = _srt_cues(rendered / "program.srt")
+    cues = srt_cues(rendered / "program.srt")
     segments = speech_segments(rendered / "program.wav", noise_db=-40, min_gap=0.1)
     onsets = [s for s, _ in segments]
     offsets = [e for _, e in segments]

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import ffmpeg
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from anchor.outputs import register
 from anchor.outputs.base import AiredResult, Cue, Output, OutputError, OutputSettings
@@ -38,6 +38,7 @@ CLIP_VERSION = 1
 CLIPS = "clips"
 WORK_PREFIX = ".work-"
 STALE_WORK_SECONDS = 6 * 3600
+EXPIRE_EVERY_SECONDS = 3600
 # ffmpeg turns SRT into ASS with PlayResY 288: FontSize and MarginV are in those units, scaled to the frame.
 ASS_PLAY_RES_Y = 288
 # A CJK character's advance per ASS FontSize unit (measured for WenQuanYi Micro Hei; CJK fonts are alike).
@@ -53,6 +54,8 @@ class FileOutputSettings(OutputSettings):
     font: str = "WenQuanYi Micro Hei"  # a fontconfig family name; Debian: fonts-wqy-microhei
     background: str = "0x1d3557"
     folder: str = "aired"  # relative to data_dir
+    # Days an aired file, and a clip nobody has used, are kept: months unattended must not fill the disk.
+    keep_days: int = Field(30, ge=1, le=3650)
 
     @field_validator("width", "height")
     @classmethod
@@ -148,6 +151,7 @@ class FileOutput(Output):
         self._locks: dict[Path, asyncio.Lock] = {}
         self._font_ok = False
         self._swept = False
+        self._expired_at = time.monotonic()  # the first sweep comes an hour after start, then hourly
 
     # -- where things go --------------------------------------------------------------------------------
 
@@ -184,6 +188,7 @@ class FileOutput(Output):
         """Render the clip unless it is already cached. Raises OutputError when it cannot be made."""
         clip = self.clip_path(cue)
         if clip.is_file():
+            _touch(clip)  # in use: keep it past the retention sweep
             return
         lock = self._locks.setdefault(clip, asyncio.Lock())
         try:
@@ -345,7 +350,41 @@ class FileOutput(Output):
         # Hold the channel for the program's length, on the monotonic clock.
         await asyncio.sleep(max(0.0, started + cue.program.duration_seconds - time.monotonic()))
         ended_at = started_at + timedelta(seconds=time.monotonic() - started)
+        if time.monotonic() - self._expired_at > EXPIRE_EVERY_SECONDS:
+            self._expired_at = time.monotonic()
+            await asyncio.to_thread(self.expire, datetime.now(timezone.utc))
         return AiredResult(started_at, ended_at, {"file": str(dest)})
+
+    def expire(self, now: datetime) -> list[Path]:
+        """Delete aired days older than keep_days, and clips not used for as long. Returns what went."""
+        cutoff = now - timedelta(days=self.settings.keep_days)
+        removed: list[Path] = []
+        for day in self.aired_dir.glob("*/????-??-??"):
+            try:
+                old = datetime.strptime(day.name, "%Y-%m-%d").date() < cutoff.date()
+            except ValueError:
+                continue
+            if old and day.is_dir():
+                shutil.rmtree(day, ignore_errors=True)
+                removed.append(day)
+        for clip in self.clips_dir.glob("*.mp4"):
+            try:
+                if clip.stat().st_mtime < cutoff.timestamp():
+                    clip.unlink()
+                    removed.append(clip)
+            except OSError:
+                pass
+        if removed:
+            log.info("file output: removed %d aired days and unused clips older than %d days", len(removed),
+                     self.settings.keep_days)
+        return removed
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass
 
 
 def _fsync(path: Path) -> None:

@@ -88,6 +88,22 @@ class DaemonSettings(Section):
     stop_timeout: float = Field(10.0, gt=0, le=120)
 
 
+class ObsSettings(Section):
+    """One OBS Studio to air through ([obs.NAME]); channels say output = "obs:NAME". The password is never
+    here: ANCHOR_OBS_PASSWORD_<NAME> in the environment, or a credentials file (systemd LoadCredential=)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4455, ge=1, le=65535)
+    request_timeout: float = Field(3.0, gt=0, le=60)
+
+    @field_validator("port")
+    @classmethod
+    def _v5(cls, value: int) -> int:
+        if value == 4444:  # obs-websocket-py silently speaks the old v4 protocol on this port
+            raise ValueError("4444 is the old obs-websocket 4 port; OBS 28 and later serve v5 on 4455")
+        return value
+
+
 class CacheSettings(Section):
     max_size_mb: int = Field(2048, ge=16)
 
@@ -111,6 +127,7 @@ class Settings(Section):
     log: LogSettings = LogSettings()
     channels: ChannelDefaults = ChannelDefaults()
     daemon: DaemonSettings = DaemonSettings()
+    obs: dict[str, ObsSettings] = Field(default_factory=dict)
     # Per-output tables ([outputs.file] …); each output file defines and validates its own.
     outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Where this came from; relative paths resolve against base_dir.

@@ -224,9 +224,14 @@ def load_channel(path: Path, settings: Settings, now: datetime | None = None) ->
     output = parsed.channel.output or defaults.output
     from anchor.outputs import OUTPUTS
 
-    if output.split(":")[0] not in OUTPUTS.names():
+    kind, _, target = output.partition(":")
+    if kind not in OUTPUTS.names():
         errors.append(source.problem(("channel", "output"), f"unknown output '{output}'",
                                      f"choose from: {', '.join(OUTPUTS.names())}"))
+    elif kind == "obs" and target not in settings.obs:
+        known = ", ".join(f"obs:{n}" for n in settings.obs) or "none yet: add an [obs.NAME] table to anchor.toml"
+        errors.append(source.problem(("channel", "output"), f"no OBS connection named '{target}'",
+                                     f"declared connections: {known}"))
     slots: list[Slot] = []
     seen: dict[str, int] = {}
     now = now or datetime.now(timezone.utc)

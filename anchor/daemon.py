@@ -93,17 +93,26 @@ class Daemon:
         await self.station.air_group(items)
 
     async def _catch_up(self, now: datetime) -> None:
-        """Airings planned while the daemon was down: air late within grace, else log them missed."""
-        missed = plan(self.channels, now - CATCH_UP, now, self.asrun.rotation())
-        handled = {c.id: await asyncio.to_thread(self.asrun.handled, c.id, now - CATCH_UP) for c in self.channels}
-        for item in missed:
-            if (item.slot, item.planned_at_utc) in handled[item.channel]:
-                continue
-            if item.late == "air" and now - item.planned_at_utc <= item.grace:
+        """Airings planned while the daemon was down (since it was last alive, at most a day back): the
+        latest of each slot airs late if within its grace; everything else is logged missed."""
+        last_alive = await asyncio.to_thread(self.asrun.last_alive)
+        if last_alive is None:
+            log.info("first start with this as-run log: nothing to catch up on")
+            return
+        since = max(last_alive, now - CATCH_UP)
+        missed = plan(self.channels, since, now, self.asrun.rotation())
+        handled = {c.id: await asyncio.to_thread(self.asrun.handled, c.id, since) for c in self.channels}
+        unhandled = [p for p in missed if (p.slot, p.planned_at_utc) not in handled[p.channel]]
+        latest = {(p.channel, p.slot): p for p in unhandled}  # plan() is in time order: the last one wins
+        for item in unhandled:
+            if latest[(item.channel, item.slot)] is not item:
+                await self.station.record_unaired(item, Outcome.MISSED, "the daemon was not running at its instant "
+                                                   "(a later airing of the slot took its place)")
+            elif item.late == "air" and now - item.planned_at_utc <= item.grace:
                 log.info("channel %s airing %s: planned while the daemon was down; airing it late", item.channel, item.key)
                 self._spawn(self.station.air(item))
             else:
-                await self.station._record_unaired(item, Outcome.MISSED, "the daemon was not running at its instant")
+                await self.station.record_unaired(item, Outcome.MISSED, "the daemon was not running at its instant")
 
     def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
         task = asyncio.ensure_future(coro)
@@ -168,6 +177,7 @@ class Daemon:
             CLOCK_JUMPS.inc()
             log.warning("the wall clock jumped by %+.1f s; re-planning", jump)
         await self.station.record_unrecorded()
+        await self.station.logged("note that the daemon is alive", self.asrun.mark_alive, datetime.now(UTC))
         planned = self._schedule(datetime.now(UTC))  # extends the horizon as time moves
         if self.prepare_task is None or self.prepare_task.done():
             self._prepare(planned)
@@ -209,6 +219,7 @@ class Daemon:
                                misfire_grace_time=None, coalesce=True, max_instances=1)
         now = datetime.now(UTC)
         await self._catch_up(now)
+        await asyncio.to_thread(self.asrun.mark_alive, now)
         self._prepare(self._schedule(now))
         SCHEDULER_TICK.set(time.time())
         systemd.notify("READY=1", f"STATUS={self.status()}")
@@ -233,6 +244,7 @@ class Daemon:
 
     async def _stop(self, background: list[asyncio.Task[None]], server) -> None:  # type: ignore[no-untyped-def]
         self.scheduler.shutdown(wait=False)
+        await self.station.logged("note when the daemon stopped", self.asrun.mark_alive, datetime.now(UTC))
         for task in [*background, *self.tasks, *([self.prepare_task] if self.prepare_task else [])]:
             task.cancel()
         pending = [*background, *self.tasks, *([self.prepare_task] if self.prepare_task else [])]

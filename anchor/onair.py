@@ -104,10 +104,10 @@ class Station:
         async with self.locks[channel.id]:
             await self._air_now(channel, planned)
 
-    async def _record_unaired(self, planned: PlannedAiring, outcome: Outcome, error: str) -> None:
+    async def record_unaired(self, planned: PlannedAiring, outcome: Outcome, error: str) -> None:
         row = Airing(channel=planned.channel, slot=planned.slot, planned_at=planned.planned_at_utc, outcome=outcome,
                      script=planned.script, error=error)
-        recorded = await self._logged(f"record {planned.key} as {outcome.value}", self.asrun.claim, row)
+        recorded = await self.logged(f"record {planned.key} as {outcome.value}", self.asrun.claim, row)
         if recorded is None:
             self.unrecorded.append(row)  # retried by the heartbeat until the database takes it
         if recorded is not False:
@@ -117,10 +117,10 @@ class Station:
     async def _air_now(self, channel: Channel, planned: PlannedAiring) -> None:
         lateness = datetime.now(UTC) - planned.planned_at_utc
         if planned.late == "skip" and lateness > SKIP_TOLERANCE:
-            await self._record_unaired(planned, Outcome.MISSED, f"{lateness.total_seconds():.1f}s late and the slot says late = \"skip\"")
+            await self.record_unaired(planned, Outcome.MISSED, f"{lateness.total_seconds():.1f}s late and the slot says late = \"skip\"")
             return
         if lateness > planned.grace:
-            await self._record_unaired(planned, Outcome.MISSED, f"{lateness.total_seconds():.1f}s late, past its grace of {planned.grace}")
+            await self.record_unaired(planned, Outcome.MISSED, f"{lateness.total_seconds():.1f}s late, past its grace of {planned.grace}")
             return
         program = self.programs.get(planned.key)
         if program is None:
@@ -129,12 +129,12 @@ class Station:
                 offline = EngineChain(self.settings, only=self.chain.engines[-1].name)
                 program = await self.make_program(planned, chain=offline)
             except (InputError, RenderError, UnknownVoice, OSError) as exc:
-                await self._record_unaired(planned, Outcome.FAILED, f"could not render {planned.script}: {exc}")
+                await self.record_unaired(planned, Outcome.FAILED, f"could not render {planned.script}: {exc}")
                 return
         row = Airing(channel=channel.id, slot=planned.slot, planned_at=planned.planned_at_utc, outcome=Outcome.ON_AIR,
                      script=planned.script, script_hash=program.content_hash, engine=program.engine,
                      voice=program.voice, audio_hash=program.audio_sha256)
-        claimed = await self._logged(f"claim {planned.key}", self.asrun.claim, row)
+        claimed = await self.logged(f"claim {planned.key}", self.asrun.claim, row)
         if claimed is False:
             log.info("channel %s airing %s: already in the as-run log, not airing again", channel.id, planned.key)
             return
@@ -177,13 +177,13 @@ class Station:
         AIRINGS.labels(channel.id, outcome.value).inc()
         slot = next((s for s in channel.slots if s.id == planned.slot), None)
         if slot is not None and slot.rotates and planned.rotation_index is not None:
-            await self._logged("advance the rotation", self.asrun.advance_rotation, channel.id, slot.id,
+            await self.logged("advance the rotation", self.asrun.advance_rotation, channel.id, slot.id,
                                planned.rotation_index, len(slot.scripts))
         log.info("channel %s airing %s: %s %s (%s, %.0f ms after the instant, %.1f s)", channel.id, planned.key,
                  outcome.value, planned.script, program.engine, late_by.total_seconds() * 1000,
                  program.duration_seconds)
 
-    async def _logged(self, what: str, write, *args, **changes):  # type: ignore[no-untyped-def]
+    async def logged(self, what: str, write, *args, **changes):  # type: ignore[no-untyped-def]
         """A write to the as-run log, off the loop. A failing database (disk full, server down) is logged
         loudly but never stops airing: None means the write did not happen."""
         try:
@@ -197,12 +197,12 @@ class Station:
         waiting, self.unrecorded = self.unrecorded, []
         for row in waiting:
             fresh = Airing.model_validate(row.model_dump(exclude={"id"}))  # the failed flush gave `row` an id
-            if await self._logged(f"record {row.channel} {row.slot} later", self.asrun.claim, fresh) is None:
+            if await self.logged(f"record {row.channel} {row.slot} later", self.asrun.claim, fresh) is None:
                 self.unrecorded.append(row)
 
     async def _finish(self, row: Airing, **changes: object) -> None:
         if row.id is not None:
-            await self._logged(f"record the end of {row.channel} {row.slot}", self.asrun.finish, row, **changes)
+            await self.logged(f"record the end of {row.channel} {row.slot}", self.asrun.finish, row, **changes)
 
     def _background(self, work) -> None:  # type: ignore[no-untyped-def]
         task = asyncio.ensure_future(work)

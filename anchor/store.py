@@ -60,6 +60,15 @@ class RotationPosition(SQLModel, table=True):
     position: int = 0  # the rotation entry the next airing uses
 
 
+class DaemonState(SQLModel, table=True):
+    """When a daemon was last known to be running: a restart catches up only on what it missed since."""
+
+    __tablename__ = "daemon_state"
+
+    name: str = Field(primary_key=True, max_length=64)
+    last_alive: datetime
+
+
 def database_url(configured: str, data_dir: Path) -> str:
     return os.environ.get(DATABASE_URL_ENV) or configured or f"sqlite:///{data_dir / 'anchor.db'}"
 
@@ -171,6 +180,19 @@ class AsRunLog:
             row = session.get(RotationPosition, (channel, slot)) or RotationPosition(channel=channel, slot=slot)
             row.position = (used_index + 1) % length
             session.add(row)
+            session.commit()
+
+
+    def last_alive(self, name: str = "daemon") -> datetime | None:
+        with self._session() as session:
+            state = session.get(DaemonState, name)
+            return _utc(state.last_alive) if state else None
+
+    def mark_alive(self, when: datetime, name: str = "daemon") -> None:
+        with self._session() as session:
+            state = session.get(DaemonState, name) or DaemonState(name=name, last_alive=when)
+            state.last_alive = when
+            session.add(state)
             session.commit()
 
 

@@ -100,18 +100,62 @@ def test_killed_mid_airing_then_restarted(site: tuple[Project, int]) -> None:
 
 def test_restart_airs_late_within_grace_and_logs_the_rest_missed(site: tuple[Project, int]) -> None:
     project, _ = site
+    channel(project, slot("future", f"at = {at(3600)}"))
+    with Daemon(project) as first:
+        first.wait_log(r"first start with this as-run log: nothing to catch up on")
+        first.wait_log(r"on air: 1 channels")
+        assert first.stop() == 0
+    time.sleep(4)  # the daemon is down; two airings fall in that gap, one long before it
     channel(project,
-            slot("recent", f"at = {at(-20)}", grace="5m")
-            + slot("skipper", f"at = {at(-20)}", late="skip")
-            + slot("old", f"at = {at(-600)}", grace="5m"))
+            slot("future", f"at = {at(3600)}")
+            + slot("recent", f"at = {at(-2)}", grace="5m")
+            + slot("skipper", f"at = {at(-2)}", late="skip")
+            + slot("before", f"at = {at(-600)}", grace="5m"))
     with Daemon(project) as daemon:
-        found = wait_rows(project, lambda r: final(r, "recent", "skipper", "old"), timeout=60)
+        found = wait_rows(project, lambda r: final(r, "recent", "skipper"), timeout=60)
         assert daemon.stop() == 0
     by_slot = {r.slot: r for r in found}
     assert by_slot["recent"].outcome.value == "late"
     assert by_slot["skipper"].outcome.value == "missed" and "not running" in by_slot["skipper"].error
-    assert by_slot["old"].outcome.value == "missed" and by_slot["old"].started_at is None
-    assert len(found) == 3
+    # Planned before the daemon last ran: that run never had it to air, so this one does not call it missed.
+    assert "before" not in by_slot and len(found) == 2
+
+
+def test_catch_up_airs_only_the_latest_missed_airing_of_a_slot(site: tuple[Project, int]) -> None:
+    """A repeating slot that missed several airings while down airs once, not a pile-up."""
+    import asyncio
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from anchor.config import load_settings
+    from anchor.daemon import Daemon as AnchorDaemon
+    from anchor.schedule.channel import load_channels
+
+    project, _ = site
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    local = now.astimezone(ZoneInfo("Asia/Shanghai"))
+    first, last = (local - timedelta(minutes=2)).strftime("%H:%M"), (local + timedelta(minutes=2)).strftime("%H:%M")
+    if first > last:
+        pytest.skip("the four-minute window would cross local midnight; run again in a minute")
+    channel(project, slot("often", f'every = "10s"\nbetween = ["{first}", "{last}"]', grace="5m"))
+    settings = load_settings(project.config)
+
+    async def scenario() -> int:
+        daemon = AnchorDaemon(settings)
+        daemon.channels, _ = load_channels(settings)
+        daemon.station.use_channels(daemon.channels)
+        daemon.asrun.mark_alive(now - timedelta(seconds=35))  # down for 35 s: three or four airings missed
+        await daemon._catch_up(now)
+        spawned = len(daemon.tasks)
+        for task in list(daemon.tasks):
+            task.cancel()
+        await asyncio.gather(*daemon.tasks, return_exceptions=True)
+        return spawned
+
+    spawned = asyncio.run(asyncio.wait_for(scenario(), 60))
+    missed = [r for r in rows(project) if r.slot == "often"]
+    assert spawned == 1  # only the latest airs late
+    assert len(missed) >= 2 and all(r.outcome.value == "missed" and "took its place" in r.error for r in missed)
 
 
 def test_edits_reload_and_a_bad_edit_keeps_the_last_good_schedule(site: tuple[Project, int]) -> None:

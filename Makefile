@@ -18,6 +18,8 @@ test: setup
 bench: setup
 	$(VENV)/bin/python benchmarks/render.py
 	$(VENV)/bin/python benchmarks/punctuality.py
+	$(VENV)/bin/python benchmarks/plan.py
+	$(VENV)/bin/python benchmarks/avatar.py
 
 setup: system-packages $(STAMP)
 

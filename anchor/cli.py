@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # the render stack (numpy, ffmpeg, edge-tts) loads only in th
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="A digital-human anchor for institutional live streams.")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one problem, one line: easy to grep and to read in logs
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2

@@ -74,6 +74,7 @@ class ChannelDefaults(Section):
     """What a channel file leaves out comes from here."""
 
     output: str = "file"
+    avatar: str = "default"  # "default" (the one anchor ships) or a folder of frames, relative to anchor.toml
     prerender_hours: float = Field(6.0, gt=0, le=168)
     voice: str | None = None
     fallback_voice: str | None = None

@@ -72,7 +72,7 @@ class Station:
 
     def cue(self, planned: PlannedAiring, program: Program) -> Cue:
         channel = self.channels[planned.channel]
-        return Cue(channel.id, channel.name, planned.slot, planned.planned_at, program)
+        return Cue(channel.id, channel.name, planned.slot, planned.planned_at, program, channel.avatar)
 
     async def prepare(self, planned: list[PlannedAiring]) -> None:
         """Render ahead of air time, soonest first, so at the instant only the output action remains."""

@@ -4,10 +4,12 @@ the dated as-run files, an interrupted airing, and bad settings."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -20,6 +22,7 @@ import pytest
 from pydantic import ValidationError
 
 import anchor.outputs.file as file_output
+from anchor.avatar import DEFAULT_AVATAR
 from anchor.config import Settings, load_settings
 from anchor.content import load_script
 from anchor.outputs import AiredResult, Cue, OutputError, output_type
@@ -125,7 +128,7 @@ def test_prepare_and_air_write_the_clip_in_the_dated_folder(rendered: Rendered) 
     assert expected.stat().st_ino == rendered.output.clip_path(cue).stat().st_ino
 
 
-def test_subtitles_are_burned_in_over_a_title_card(rendered: Rendered) -> None:
+def test_the_avatar_speaks_with_subtitles_burned_in(rendered: Rendered) -> None:
     clip = rendered.output.clip_path(rendered.cue(datetime(2025, 3, 2, 7, 5, 9, tzinfo=BEIJING)))
     cues = srt_cues(rendered.program.directory / "program.srt")
     first = (cues[0][0] + cues[0][1]) / 2
@@ -137,17 +140,14 @@ def test_subtitles_are_burned_in_over_a_title_card(rendered: Rendered) -> None:
     bottom = "iw:ih/4:0:ih*3/4"
     speaking, pausing = gray_crop(clip, first, bottom), gray_crop(clip, silent, bottom)
     assert len(speaking) == len(pausing) == 640 * 90
-    # White subtitle text in the lower third while a cue is up; only background during the pause.
-    assert speaking.mean() - pausing.mean() > 1, (speaking.mean(), pausing.mean())
-    assert (speaking > 160).sum() > 200 and (pausing > 160).sum() == 0
-    assert pausing.std() < 3  # a flat field of the background colour
-
-    # The title card: big white text across the middle and the channel name at the top, both frames.
+    # White subtitle text in the lower third while a cue is up; the avatar's jacket alone in the pause.
+    assert (speaking > 200).sum() > (pausing > 200).sum() + 200, ((speaking > 200).sum(), (pausing > 200).sum())
+    # The avatar is on screen: the face region is far from the flat background colour, in both frames.
+    background = gray_crop(clip, silent, "iw/8:ih/8:0:0")
+    assert background.std() < 3
     for at in (first, silent):
-        middle = gray_crop(clip, at, "iw:ih/4:0:ih*5/16")
-        assert (middle > 160).sum() > 1000 and abs(middle.mean() - pausing.mean()) > 5
-        top = gray_crop(clip, at, "iw:ih/8:0:0")
-        assert (top > 140).sum() > 100
+        face = gray_crop(clip, at, "iw/4:ih/4:iw*3/8:ih/4")
+        assert abs(face.mean() - background.mean()) > 30
 
 
 def test_prepare_is_cached_and_leaves_no_temporary_files(rendered: Rendered) -> None:
@@ -167,8 +167,13 @@ def test_prepare_is_cached_and_leaves_no_temporary_files(rendered: Rendered) -> 
     assert hashlib.sha256(clip.read_bytes()).hexdigest() == content
     assert after.st_mtime > long_ago + 3600
     assert sorted(p.name for p in clip.parent.iterdir()) == [clip.name]  # no temp files or work folders
-    # What shapes the picture shapes the name: another channel name or frame size is another clip.
-    assert again.clip_path(rendered.cue(cue.planned_at, channel_name="另一个频道")) != clip
+    # What shapes the picture shapes the name: another avatar or frame size is another clip; the channel's
+    # name is not in the picture, so it is not in the name.
+    assert again.clip_path(rendered.cue(cue.planned_at, channel_name="另一个频道")) == clip
+    other = rendered.settings.data_dir.parent / "other-avatar"
+    shutil.copytree(DEFAULT_AVATAR, other)
+    (other / "mouth_half.png").write_bytes((DEFAULT_AVATAR / "mouth_open.png").read_bytes())
+    assert again.clip_path(dataclasses.replace(cue, avatar=other)) != clip
     bigger = FileOutput(FileOutputSettings(width=1280, height=720), rendered.settings.data_dir)
     assert bigger.clip_path(cue) != clip
     elsewhere = FileOutput(FileOutputSettings(folder="archive"), rendered.settings.data_dir)

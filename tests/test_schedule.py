@@ -201,12 +201,14 @@ BAD_CHANNELS = [
      4, ["exactly one of cron"]),
     ('[channel]\nid = "c"\ntimezone = "Asia/Shanghai"\n[[slot]]\nevery = "soon"\nscript = "a.md"\n',
      5, ['"5m"']),
+    ('[channel]\nid = "c"\ntimezone = "Asia/Shanghai"\navatar = "faces/none"\n[[slot]]\ncron = "0 9 * * *"\n'
+     'script = "a.md"\n', 4, ["avatar folder not found", "mouth_closed.png"]),
 ]
 
 
 @pytest.mark.parametrize(("text", "line", "words"), BAD_CHANNELS,
                          ids=["syntax", "unknown-key", "bad-cron", "bad-zone", "missing-script", "dotdot",
-                              "absolute", "empty-rotation", "no-when", "bad-duration"])
+                              "absolute", "empty-rotation", "no-when", "bad-duration", "no-avatar"])
 def test_bad_channel_files_name_line_and_fix(site: Project, text: str, line: int, words: list[str]) -> None:
     channel_file(site, "bad", text)
     result = site.run("check")

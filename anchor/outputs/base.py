@@ -26,6 +26,7 @@ class Cue:
     slot: str
     planned_at: datetime  # timezone-aware
     program: Program
+    avatar: Path | None = None  # the channel's avatar folder; None = the default avatar
 
 
 @dataclass

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from anchor.avatar.face import DEFAULT_AVATAR, load_avatar
 from anchor.config import Settings
 from anchor.problems import InputError, Problem
 from anchor.schedule.cron import CronError, CronSpec
@@ -123,6 +124,7 @@ class ChannelModel(Model):
     voice: str | None = None
     fallback_voice: str | None = None
     output: str | None = None
+    avatar: str | None = None
     prerender_hours: float | None = Field(None, gt=0, le=168)
 
     @field_validator("id")
@@ -174,6 +176,7 @@ class Channel:
     voice: str | None
     fallback_voice: str | None
     output: str
+    avatar: Path
     prerender_hours: float
     slots: tuple[Slot, ...]
     blackouts: tuple[tuple[date, date, str], ...]
@@ -232,6 +235,13 @@ def load_channel(path: Path, settings: Settings, now: datetime | None = None) ->
         known = ", ".join(f"obs:{n}" for n in settings.obs) or "none yet: add an [obs.NAME] table to anchor.toml"
         errors.append(source.problem(("channel", "output"), f"no OBS connection named '{target}'",
                                      f"declared connections: {known}"))
+    avatar_name = parsed.channel.avatar or defaults.avatar
+    avatar = DEFAULT_AVATAR if avatar_name == "default" else settings.resolve(Path(avatar_name))
+    try:
+        load_avatar(avatar)
+    except InputError as exc:
+        errors.extend(source.problem(("channel", "avatar"), str(p), "write avatar = \"default\" or a folder of "
+                                     "mouth_closed/half/open.png and blink.png (see README)") for p in exc.problems)
     slots: list[Slot] = []
     seen: dict[str, int] = {}
     now = now or datetime.now(timezone.utc)
@@ -268,7 +278,7 @@ def load_channel(path: Path, settings: Settings, now: datetime | None = None) ->
         language=parsed.channel.language or settings.speech.language,
         voice=parsed.channel.voice or defaults.voice,
         fallback_voice=parsed.channel.fallback_voice or defaults.fallback_voice,
-        output=output, prerender_hours=parsed.channel.prerender_hours or defaults.prerender_hours,
+        output=output, avatar=avatar, prerender_hours=parsed.channel.prerender_hours or defaults.prerender_hours,
         slots=tuple(slots), blackouts=tuple((b.from_, b.until, b.reason) for b in parsed.blackout), source=path,
     )
     return channel, warnings

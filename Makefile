@@ -2,7 +2,7 @@
 
 VENV            := .venv
 PYTHON          ?= python3
-SYSTEM_PACKAGES := ffmpeg espeak-ng fonts-wqy-microhei fontconfig prometheus systemd
+SYSTEM_PACKAGES := ffmpeg espeak-ng fonts-wqy-microhei fontconfig prometheus systemd obs-studio xvfb
 SUDO            := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP           := $(VENV)/.installed
 

@@ -8,6 +8,7 @@ twice; a row still `on-air` when the daemon starts was cut by a crash and become
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -17,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import UniqueConstraint, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 DATABASE_URL_ENV = "ANCHOR_DATABASE_URL"
@@ -101,7 +102,12 @@ def _open_engine(url: str) -> Engine:
             cursor.close()
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    SQLModel.metadata.create_all(engine)
+    try:
+        SQLModel.metadata.create_all(engine)
+    except (OperationalError, ProgrammingError, IntegrityError):
+        # Another process (the daemon, `anchor history`) created the tables between our check and CREATE.
+        time.sleep(0.2)
+        SQLModel.metadata.create_all(engine)
     return engine
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from anchor.config import Settings
 from anchor.content import load_script
 from anchor.metrics import AIRING_LATENESS, AIRINGS, ON_AIR, PROGRAMS_READY
-from anchor.outputs import Cue, Output, OutputError, output_type
+from anchor.outputs import AiringInterrupted, Cue, Output, OutputError, OutputUnavailable, output_type
 from anchor.problems import InputError
 from anchor.program import Program, RenderError, render_program
 from anchor.schedule.channel import Channel
@@ -55,9 +55,8 @@ class Station:
         for channel in channels:
             self.locks.setdefault(channel.id, asyncio.Lock())
             if channel.output not in self.outputs:
-                kind = channel.output.split(":")[0]
-                self.outputs[channel.output] = output_type(kind)(self.settings.output_settings(kind),
-                                                                 self.settings.data_dir)
+                kind, _, target = channel.output.partition(":")
+                self.outputs[channel.output] = output_type(kind).create(self.settings, target)
 
     def _voices(self, channel: Channel) -> list[str]:
         return [v for v in (channel.voice, channel.fallback_voice) if v]
@@ -72,7 +71,8 @@ class Station:
 
     def cue(self, planned: PlannedAiring, program: Program) -> Cue:
         channel = self.channels[planned.channel]
-        return Cue(channel.id, channel.name, planned.slot, planned.planned_at, program, channel.avatar)
+        return Cue(channel.id, channel.name, planned.slot, planned.planned_at, program, channel.avatar,
+                   deadline=planned.planned_at_utc + planned.grace)
 
     async def prepare(self, planned: list[PlannedAiring]) -> None:
         """Render ahead of air time, soonest first, so at the instant only the output action remains."""
@@ -153,6 +153,16 @@ class Station:
         self.airing[channel.id] = task
         try:
             result = await output.air(cue)
+        except (OutputUnavailable, AiringInterrupted) as exc:
+            missed = isinstance(exc, OutputUnavailable)
+            outcome = Outcome.MISSED if missed else Outcome.INTERRUPTED
+            if self.pending:
+                await asyncio.wait(self.pending, timeout=5)  # the started_at write lands before this one
+            await self._finish(row, outcome=outcome, error=str(exc), ended_at=None if missed else datetime.now(UTC),
+                               **({"started_at": None} if missed else {}))
+            AIRINGS.labels(channel.id, outcome.value).inc()
+            log.error("channel %s airing %s: %s on %s: %s", channel.id, planned.key, outcome.value, channel.output, exc)
+            return
         except OutputError as exc:
             await self._finish(row, outcome=Outcome.FAILED, error=str(exc), ended_at=datetime.now(UTC))
             AIRINGS.labels(channel.id, Outcome.FAILED.value).inc()

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from anchor.outputs.base import AiredResult, Cue, Output, OutputError, OutputSettings
+from anchor.outputs.base import (
+    AiredResult,
+    AiringInterrupted,
+    Cue,
+    Output,
+    OutputError,
+    OutputSettings,
+    OutputUnavailable,
+)
 from anchor.registry import Registry
 
 OUTPUTS: Registry[type[Output]] = Registry(__name__, "output")
@@ -10,4 +18,5 @@ register = OUTPUTS.register
 output_names = OUTPUTS.names
 output_type = OUTPUTS.get
 
-__all__ = ["AiredResult", "Cue", "Output", "OutputError", "OutputSettings", "register", "output_names", "output_type"]
+__all__ = ["AiredResult", "AiringInterrupted", "Cue", "Output", "OutputError", "OutputSettings", "OutputUnavailable",
+           "register", "output_names", "output_type"]

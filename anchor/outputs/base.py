@@ -6,11 +6,14 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from anchor.program import Program
+
+if TYPE_CHECKING:
+    from anchor.config import Settings
 
 
 class OutputSettings(BaseModel):
@@ -27,6 +30,7 @@ class Cue:
     planned_at: datetime  # timezone-aware
     program: Program
     avatar: Path | None = None  # the channel's avatar folder; None = the default avatar
+    deadline: datetime | None = None  # the latest start the slot's grace allows; an output may wait until then
 
 
 @dataclass
@@ -37,7 +41,15 @@ class AiredResult:
 
 
 class OutputError(Exception):
-    """The output could not air; the message goes into the Airing row's error."""
+    """The output could not air; the message goes into the Airing row's error (outcome `failed`)."""
+
+
+class OutputUnavailable(OutputError):
+    """The output could not be reached before the cue's deadline: nothing started (outcome `missed`)."""
+
+
+class AiringInterrupted(OutputError):
+    """The program started but the output lost it midway, e.g. OBS crashed (outcome `interrupted`)."""
 
 
 class Output(ABC):
@@ -47,6 +59,11 @@ class Output(ABC):
     def __init__(self, settings: OutputSettings, data_dir: Path) -> None:
         self.settings = settings
         self.data_dir = data_dir
+
+    @classmethod
+    def create(cls, app: "Settings", target: str) -> "Output":
+        """The output for a channel's `output = "kind:target"`; kinds needing more than their table override."""
+        return cls(app.output_settings(cls.name), app.data_dir)
 
     @abstractmethod
     async def prepare(self, cue: Cue) -> None:

@@ -20,6 +20,7 @@ bench: setup
 	$(VENV)/bin/python benchmarks/punctuality.py
 	$(VENV)/bin/python benchmarks/plan.py
 	$(VENV)/bin/python benchmarks/avatar.py
+	$(VENV)/bin/python benchmarks/obs_roundtrip.py
 
 setup: system-packages $(STAMP)
 

@@ -55,7 +55,7 @@ def test_airs_each_slot_on_time_logs_it_once_and_reports_it(site: tuple[Project,
     for row in found:
         assert row.outcome.value == "aired", (row.slot, row.outcome, row.error)
         late = row.started_at - row.planned_at
-        assert timedelta(0) <= late < timedelta(milliseconds=500), late
+        assert timedelta(0) <= late < timedelta(seconds=1), late  # the figures are in benchmarks/punctuality.py
         assert row.engine == "espeak" and row.audio_hash and row.script_hash
         assert row.ended_at - row.started_at > timedelta(seconds=2)
     assert len(found) == 2

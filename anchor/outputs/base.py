@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from anchor.program import Program
 
@@ -18,6 +19,53 @@ if TYPE_CHECKING:
 
 class OutputSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_HEX_COLOUR = re.compile(r"^(?:0x|#)([0-9a-fA-F]{6})$")
+
+
+class ClipOutputSettings(OutputSettings):
+    """The picture of an output that airs the talking-avatar clip: frame, rate, font, background."""
+
+    width: int = 640
+    height: int = 360
+    fps: int = 25
+    font: str = "WenQuanYi Micro Hei"  # a fontconfig family name; Debian: fonts-wqy-microhei
+    background: str = "0x1d3557"
+
+    @field_validator("width", "height")
+    @classmethod
+    def _frame_size(cls, value: int) -> int:
+        if not 160 <= value <= 3840:
+            raise ValueError("a frame side must be between 160 and 3840 pixels")
+        if value % 2:
+            raise ValueError(f"must be even: H.264 in yuv420p needs even sizes (try {value - 1} or {value + 1})")
+        return value
+
+    @field_validator("fps")
+    @classmethod
+    def _frame_rate(cls, value: int) -> int:
+        if not 1 <= value <= 60:
+            raise ValueError("fps must be between 1 and 60")
+        return value
+
+    @field_validator("font")
+    @classmethod
+    def _font_name(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("font must name a font family, e.g. \"WenQuanYi Micro Hei\"")
+        if any(ch in value for ch in ",=") or any(ord(ch) < 32 for ch in value):
+            raise ValueError("font must be one family name, without ',' or '='")
+        return value
+
+    @field_validator("background")
+    @classmethod
+    def _colour(cls, value: str) -> str:
+        match = _HEX_COLOUR.match(value.strip())
+        if not match:
+            raise ValueError("background must be a colour written 0xRRGGBB or #RRGGBB, e.g. 0x1d3557")
+        return "0x" + match.group(1).lower()
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from anchor.avatar import DEFAULT_AVATAR, Avatar, load_avatar
 from anchor.avatar.clip import WORK_PREFIX as CLIP_WORK_PREFIX
 from anchor.avatar.clip import ClipError, render_talking_clip
 from anchor.outputs import register
-from anchor.outputs.base import AiredResult, Cue, Output, OutputError, OutputSettings
+from anchor.outputs.base import AiredResult, ClipOutputSettings, Cue, Output, OutputError
 from anchor.problems import InputError
 from anchor.speech import audio
 from anchor.speech.cache import cache_key
@@ -39,53 +39,13 @@ CLIP_VERSION = 2
 CLIPS = "clips"
 STALE_WORK_SECONDS = 6 * 3600
 EXPIRE_EVERY_SECONDS = 3600
-_HEX_COLOUR = re.compile(r"^(?:0x|#)([0-9a-fA-F]{6})$")
 _UNSAFE_NAME = re.compile(r"[^\w.-]+")
 
 
-class FileOutputSettings(OutputSettings):
-    width: int = 640
-    height: int = 360
-    fps: int = 25
-    font: str = "WenQuanYi Micro Hei"  # a fontconfig family name; Debian: fonts-wqy-microhei
-    background: str = "0x1d3557"
+class FileOutputSettings(ClipOutputSettings):
     folder: str = "aired"  # relative to data_dir
     # Days an aired file, and a clip nobody has used, are kept: months unattended must not fill the disk.
     keep_days: int = Field(30, ge=1, le=3650)
-
-    @field_validator("width", "height")
-    @classmethod
-    def _frame_size(cls, value: int) -> int:
-        if not 160 <= value <= 3840:
-            raise ValueError("a frame side must be between 160 and 3840 pixels")
-        if value % 2:
-            raise ValueError(f"must be even: H.264 in yuv420p needs even sizes (try {value - 1} or {value + 1})")
-        return value
-
-    @field_validator("fps")
-    @classmethod
-    def _frame_rate(cls, value: int) -> int:
-        if not 1 <= value <= 60:
-            raise ValueError("fps must be between 1 and 60")
-        return value
-
-    @field_validator("font")
-    @classmethod
-    def _font_name(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("font must name a font family, e.g. \"WenQuanYi Micro Hei\"")
-        if any(ch in value for ch in ",=") or any(ord(ch) < 32 for ch in value):
-            raise ValueError("font must be one family name, without ',' or '='")
-        return value
-
-    @field_validator("background")
-    @classmethod
-    def _colour(cls, value: str) -> str:
-        match = _HEX_COLOUR.match(value.strip())
-        if not match:
-            raise ValueError("background must be a colour written 0xRRGGBB or #RRGGBB, e.g. 0x1d3557")
-        return "0x" + match.group(1).lower()
 
     @field_validator("folder")
     @classmethod

@@ -80,6 +80,14 @@ async def check_font(font: str) -> None:
     _fonts_ok.add(font)
 
 
+def touch(path: Path) -> None:
+    """Mark a cached file as just used, so retention sweeps keep it."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
 def fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

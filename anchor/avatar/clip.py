@@ -42,6 +42,14 @@ FIRST_BLINK_SECONDS = (0.5, 2.5)
 DOUBLE_BLINK_CHANCE = 0.15
 DOUBLE_BLINK_GAP_SECONDS = 0.25
 WORK_PREFIX = ".avatar-"
+CLIPS_FOLDER = "clips"  # under data_dir: every output's rendered clips
+# Bump when a change here would change the pictures: cached clips then stop matching.
+CLIP_VERSION = 2
+
+
+def clip_seed(program_key: str) -> int:
+    """Blinks fall the same way every time a Program is rendered: the clip is reproducible."""
+    return int(program_key[:8], 16)
 LEVEL_CHUNK_FRAMES = 1500  # a minute at 25 fps: ~23 MB of float64 samples at 48 kHz
 
 

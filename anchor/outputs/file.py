@@ -24,19 +24,16 @@ from pydantic import Field, field_validator
 
 from anchor.avatar import DEFAULT_AVATAR, Avatar, load_avatar
 from anchor.avatar.clip import WORK_PREFIX as CLIP_WORK_PREFIX
-from anchor.avatar.clip import ClipError, render_talking_clip
+from anchor.avatar.clip import CLIP_VERSION, CLIPS_FOLDER, ClipError, clip_seed, render_talking_clip
 from anchor.outputs import register
 from anchor.outputs.base import AiredResult, ClipOutputSettings, Cue, Output, OutputError
 from anchor.problems import InputError
 from anchor.speech import audio
 from anchor.speech.cache import cache_key
-from anchor.video import FontMissing, check_font, fsync
+from anchor.video import FontMissing, check_font, fsync, touch
 
 log = logging.getLogger(__name__)
 
-# Bump when a change here would change the pictures: cached clips then stop matching.
-CLIP_VERSION = 2
-CLIPS = "clips"
 STALE_WORK_SECONDS = 6 * 3600
 EXPIRE_EVERY_SECONDS = 3600
 _UNSAFE_NAME = re.compile(r"[^\w.-]+")
@@ -79,7 +76,7 @@ class FileOutput(Output):
 
     @property
     def clips_dir(self) -> Path:
-        return self.data_dir / CLIPS
+        return self.data_dir / CLIPS_FOLDER
 
     @property
     def aired_dir(self) -> Path:
@@ -109,7 +106,7 @@ class FileOutput(Output):
         """Render the clip unless it is already cached. Raises OutputError when it cannot be made."""
         clip = self.clip_path(cue)
         if clip.is_file():
-            _touch(clip)  # in use: keep it past the retention sweep
+            touch(clip)  # in use: keep it past the retention sweep
             return
         lock = self._locks.setdefault(clip, asyncio.Lock())
         try:
@@ -141,7 +138,7 @@ class FileOutput(Output):
         try:
             report = await render_talking_clip(
                 program.directory, avatar, clip, width=s.width, height=s.height, fps=s.fps,
-                background=s.background, subtitles=True, font=s.font, seed=_seed(program.key))
+                background=s.background, subtitles=True, font=s.font, seed=clip_seed(program.key))
         except (ClipError, audio.AudioError, OSError) as exc:
             raise OutputError(f"could not render the clip for '{program.script}': {exc}") from exc
         log.info("rendered clip %s for '%s' (%.1f s of audio) in %.1f s (%.3fx real time)", clip.name,
@@ -214,18 +211,6 @@ class FileOutput(Output):
             log.info("file output: removed %d aired days and unused clips older than %d days", len(removed),
                      self.settings.keep_days)
         return removed
-
-
-def _seed(program_key: str) -> int:
-    """Blinks fall the same way every time a Program is rendered: the clip is reproducible."""
-    return int(program_key[:8], 16)
-
-
-def _touch(path: Path) -> None:
-    try:
-        os.utime(path)
-    except OSError:
-        pass
 
 
 def _partial_name(dest: Path) -> Path:

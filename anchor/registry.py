@@ -1,4 +1,9 @@
-"""Interchangeable backends (TTS engines, outputs) found by name: each file in a package registers its class."""
+"""Interchangeable backends (TTS engines, outputs) found by name: each is one module of a package, named
+after the backend (edge.py is the engine "edge"), registering its class with @register.
+
+Names come from the file names, so validating a setting imports nothing; a backend's module (and its
+libraries: edge-tts, numpy, the OBS client) is imported only when that backend is used.
+"""
 
 from __future__ import annotations
 
@@ -15,32 +20,26 @@ class UnknownName(KeyError):
 
 
 class Registry(Generic[T]):
-    def __init__(self, package: str, kind: str) -> None:
+    def __init__(self, package: str, kind: str, not_backends: tuple[str, ...] = ()) -> None:
         self.package = package
         self.kind = kind
+        self.not_backends = {"base", *not_backends}  # modules of the package that are helpers, not backends
         self._classes: dict[str, T] = {}
-        self._loaded = False
 
     def register(self, cls: T) -> T:
+        module = cls.__module__.rsplit(".", 1)[-1]
+        if module != cls.name:
+            raise TypeError(f"{self.kind} '{cls.name}' must live in {self.package}.{cls.name}, not {cls.__module__}")
         self._classes[cls.name] = cls
         return cls
 
-    def _load_all(self) -> None:
-        # Importing every module of the package runs its @register: a new backend is just a new file.
-        if not self._loaded:
-            path = importlib.import_module(self.package).__path__
-            for module in pkgutil.iter_modules(path):
-                if module.name != "base":
-                    importlib.import_module(f"{self.package}.{module.name}")
-            self._loaded = True
-
     def names(self) -> list[str]:
-        self._load_all()
-        return sorted(self._classes)
+        path = importlib.import_module(self.package).__path__
+        return sorted(m.name for m in pkgutil.iter_modules(path) if m.name not in self.not_backends)
 
     def get(self, name: str) -> T:
-        self._load_all()
-        try:
-            return self._classes[name]
-        except KeyError:
-            raise UnknownName(f"unknown {self.kind} '{name}': choose from {', '.join(self.names())}") from None
+        if name not in self._classes:
+            if name not in self.names():
+                raise UnknownName(f"unknown {self.kind} '{name}': choose from {', '.join(self.names())}")
+            importlib.import_module(f"{self.package}.{name}")
+        return self._classes[name]

@@ -13,7 +13,7 @@ from anchor.outputs.base import (
 )
 from anchor.registry import Registry
 
-OUTPUTS: Registry[type[Output]] = Registry(__name__, "output")
+OUTPUTS: Registry[type[Output]] = Registry(__name__, "output", not_backends=("obs_connection",))
 register = OUTPUTS.register
 output_names = OUTPUTS.names
 output_type = OUTPUTS.get

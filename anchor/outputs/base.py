@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from anchor.program import Program
-
 if TYPE_CHECKING:
     from anchor.config import Settings
+    from anchor.program import Program
 
 
 class OutputSettings(BaseModel):

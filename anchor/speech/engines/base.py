@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from anchor.content import Prosody
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class EngineSettings(BaseModel):

@@ -37,6 +37,7 @@ EXIT_BAD_INPUT = 2
 
 class State:
     config: Path = DEFAULT_CONFIG
+    verbose: bool = False
 
 
 def _settings() -> Settings:
@@ -61,6 +62,7 @@ def options(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")] = False,
 ) -> None:
     State.config = config
+    State.verbose = verbose
     if err.is_terminal:
         handler: logging.Handler = RichHandler(console=err, show_path=False, rich_tracebacks=False)
         handler.setFormatter(logging.Formatter("%(message)s"))
@@ -416,6 +418,167 @@ def run() -> None:
         _report(exc.problems)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     raise typer.Exit(code)
+
+
+obs_app = typer.Typer(no_args_is_help=True, help="Check and set up the OBS Studio connections (obs.NAME tables in anchor.toml).")
+app.add_typer(obs_app, name="obs")
+
+OBS_CONNECT_WAIT = 5.0  # seconds to wait for each OBS to connect (and authenticate)
+OBS_COMMAND_LIMIT = 30.0  # the whole command, whatever OBS does
+
+
+def _obs_targets(settings: Settings, channel: str | None) -> dict[str, list]:  # type: ignore[type-arg]
+    """OBS connection name → the channels airing through it; every [obs.*] when no --channel."""
+    channels = _channels(settings) if settings.schedules_dir.is_dir() else []
+    if channel is not None:
+        chosen = [c for c in channels if c.id == channel]
+        if not chosen:
+            err.print(f"[red]error[/]: no channel with id '{escape(channel)}'")
+            raise typer.Exit(EXIT_BAD_INPUT)
+        if not chosen[0].output.startswith("obs:"):
+            err.print(f"[red]error[/]: channel '{escape(channel)}' airs through '{escape(chosen[0].output)}', "
+                      f"not OBS")
+            raise typer.Exit(EXIT_BAD_INPUT)
+        targets: dict[str, list] = {chosen[0].output.partition(":")[2]: chosen}  # type: ignore[type-arg]
+        return targets
+    targets = {name: [] for name in settings.obs}
+    for c in channels:
+        kind, _, target = c.output.partition(":")
+        if kind == "obs":
+            targets.setdefault(target, []).append(c)
+    return targets
+
+
+def _obs_run(settings: Settings, targets: dict[str, list], work) -> dict[str, object]:  # type: ignore[no-untyped-def,type-arg]
+    """Run `await work(output, channels)` for every OBS at once, bounded; name → result or the error text."""
+    from anchor.outputs.base import OutputError
+    from anchor.outputs.obs import ObsOutput
+
+    if not State.verbose:  # one-shot: our own line says why; the supervisor's retry warnings are noise here
+        logging.getLogger("anchor.outputs.obs_connection").setLevel(logging.CRITICAL)
+        logging.getLogger("anchor.outputs.obs").setLevel(logging.WARNING)
+
+    async def one(name: str, channels: list) -> object:  # type: ignore[type-arg]
+        try:
+            output = ObsOutput.create(settings, name, connect_timeout=min(3.0, OBS_CONNECT_WAIT),
+                                      backoff_initial=0.3, backoff_max=1.0)
+        except OutputError as exc:
+            return exc
+        try:
+            return await work(output, channels)
+        except OutputError as exc:  # ObsError, ObsUnavailable included
+            return exc
+        finally:
+            await output.close()
+
+    async def every() -> dict[str, object]:
+        names = list(targets)
+        try:
+            async with asyncio.timeout(OBS_COMMAND_LIMIT):
+                results = await asyncio.gather(*(one(n, targets[n]) for n in names))
+        except TimeoutError:
+            return {n: TimeoutError(f"OBS '{n}': no result within {OBS_COMMAND_LIMIT:g} s") for n in names}
+        return dict(zip(names, results))
+
+    return asyncio.run(every())
+
+
+def _yes(value: object) -> str:
+    return "yes" if value else "no"
+
+
+@obs_app.command("status")
+def obs_status(
+    channel: Annotated[Optional[str], typer.Option(help="Only the OBS this channel airs through.")] = None,
+) -> None:
+    """Connection, versions, each channel's scene and media, stream/record state and stats of every OBS."""
+    settings = _settings()
+    targets = _obs_targets(settings, channel)
+    if not targets:
+        out.print(escape("no OBS connections: add an [obs.NAME] table to anchor.toml and output = \"obs:NAME\" to a channel"))
+        return
+
+    async def work(output, channels):  # type: ignore[no-untyped-def]
+        return await output.status([c.id for c in channels], OBS_CONNECT_WAIT)
+
+    results = _obs_run(settings, targets, work)
+    failed = False
+    for name, result in results.items():
+        obs = settings.obs.get(name)
+        where = f"{obs.host}:{obs.port}" if obs else "?"
+        if isinstance(result, BaseException):
+            failed = True
+            err.print(f"[red]error[/]: cannot reach OBS '{escape(name)}': {escape(str(result))}")
+            continue
+        assert isinstance(result, dict)
+        table = Table(title=f"OBS '{name}' at {where}", show_header=False)
+        table.add_column("what")
+        table.add_column("value")
+        table.add_row("connection", "[green]connected[/]")
+        table.add_row("OBS version", escape(str(result["obs_version"])))
+        table.add_row("obs-websocket version", escape(str(result["websocket_version"])))
+        table.add_row("program scene", escape(str(result["program_scene"])))
+        for c in result["channels"]:
+            if not c["exists"]:
+                scene = f"{escape(c['scene'])} [yellow]missing[/] (anchor obs setup creates it)"
+            else:
+                scene = f"{escape(c['scene'])}, on program: {_yes(c['on_program'])}, media: {escape(str(c['media']))}"
+            table.add_row(f"channel {escape(c['channel'])}", scene)
+        stream, record, stats = result["stream"], result["record"], result["stats"]
+        stream_text = "active" if stream.get("outputActive") else "inactive"
+        if stream.get("outputReconnecting"):
+            stream_text += ", reconnecting"
+        if stream.get("outputActive"):
+            stream_text += f", {stream.get('outputTimecode', '')}, {stream.get('outputBytes', 0)} bytes sent"
+        table.add_row("stream", stream_text)
+        record_text = "active" if record.get("outputActive") else "inactive"
+        if record.get("outputPaused"):
+            record_text += ", paused"
+        if record.get("outputActive"):
+            record_text += f", {record.get('outputTimecode', '')}"
+        table.add_row("record", record_text)
+        table.add_row("fps", f"{float(stats.get('activeFps') or 0):.1f}")
+        table.add_row("skipped frames", f"render {stats.get('renderSkippedFrames', 0)}/{stats.get('renderTotalFrames', 0)}, "
+                                        f"output {stats.get('outputSkippedFrames', 0)}/{stats.get('outputTotalFrames', 0)}")
+        out.print(table)
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@obs_app.command("setup")
+def obs_setup(
+    channel: Annotated[Optional[str], typer.Option(help="Only this channel's scene.")] = None,
+) -> None:
+    """Provision each channel's scene in its OBS now; say what was created and what was already there."""
+    settings = _settings()
+    targets = {name: chans for name, chans in _obs_targets(settings, channel).items() if chans}
+    if not targets:
+        out.print("no channel airs through OBS: nothing to set up (a channel needs output = \"obs:NAME\")")
+        return
+
+    async def work(output, channels):  # type: ignore[no-untyped-def]
+        return [(c.id, await output.setup(c.id, c.avatar, OBS_CONNECT_WAIT)) for c in channels]
+
+    results = _obs_run(settings, targets, work)
+    failed = False
+    for name, result in results.items():
+        obs = settings.obs.get(name)
+        where = f"{obs.host}:{obs.port}" if obs else "?"
+        if isinstance(result, BaseException):
+            failed = True
+            err.print(f"[red]error[/]: OBS '{escape(name)}' not set up: {escape(str(result))}")
+            continue
+        assert isinstance(result, list)
+        table = Table(title=f"OBS '{name}' at {where}: setup")
+        for column in ("channel", "scene / input", "result"):
+            table.add_column(column)
+        for channel_id, done in result:
+            for what, action in done:
+                style = "green" if action in ("created",) else ""
+                table.add_row(escape(channel_id), escape(what), f"[{style}]{escape(action)}[/]" if style else escape(action))
+        out.print(table)
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
 
 
 def main() -> None:

@@ -43,3 +43,38 @@ PROGRAMS_READY = Gauge(
     "anchor_programs_ready", "Planned airings within the pre-render horizon whose Program is ready.", ["channel"],
 )
 BUILD_INFO = Info("anchor_build", "The running anchor version.")
+
+# OBS Studio, per connection ([obs.NAME], label `obs`). Statistics are per OBS, not per channel: several
+# channels can share one OBS, so anchor_channel_obs_info says which OBS each channel airs through (join on obs).
+OBS_CONNECTED = Gauge("anchor_obs_connected", "1 while anchor is connected to the OBS websocket, else 0.", ["obs"])
+OBS_RECONNECTS = Counter(
+    "anchor_obs_reconnects_total", "Connections to the OBS made after a lost one.", ["obs"],
+)
+OBS_ACTIVE_FPS = Gauge("anchor_obs_active_fps", "Frames per second OBS is rendering (GetStats activeFps).", ["obs"])
+OBS_RENDER_SKIPPED_FRAMES = Gauge(
+    "anchor_obs_render_skipped_frames",
+    "Frames OBS skipped in rendering, as OBS reports them (GetStats renderSkippedFrames): cumulative since "
+    "OBS started, a gauge because a restarted OBS starts again from 0.", ["obs"],
+)
+OBS_OUTPUT_SKIPPED_FRAMES = Gauge(
+    "anchor_obs_output_skipped_frames",
+    "Frames OBS's outputs skipped (GetStats outputSkippedFrames): cumulative since OBS started, a gauge "
+    "because a restarted OBS starts again from 0.", ["obs"],
+)
+OBS_STREAM_ACTIVE = Gauge("anchor_obs_stream_active", "1 while OBS is streaming (GetStreamStatus).", ["obs"])
+OBS_STREAM_RECONNECTING = Gauge(
+    "anchor_obs_stream_reconnecting", "1 while OBS's stream output is reconnecting to the server.", ["obs"],
+)
+OBS_STREAM_SENT_BYTES = Gauge(
+    "anchor_obs_stream_sent_bytes",
+    "Bytes the current OBS stream has sent (GetStreamStatus outputBytes); a gauge because every new stream "
+    "starts again from 0.", ["obs"],
+)
+OBS_REQUEST_SECONDS = Histogram(
+    "anchor_obs_request_seconds", "Round trip of obs-websocket requests OBS answered (success or refusal).",
+    ["obs"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+CHANNEL_OBS_INFO = Gauge(
+    "anchor_channel_obs_info", "1 for each channel airing through an OBS (obs label): join the anchor_obs_* "
+    "series on obs.", ["channel", "obs"],
+)

@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
 
+from anchor import metrics
 from anchor.avatar import DEFAULT_AVATAR, Avatar, load_avatar
 from anchor.avatar.clip import CLIP_VERSION, CLIPS_FOLDER, ClipError, clip_seed, render_talking_clip
 from anchor.outputs import register
 from anchor.outputs.base import (AiredResult, AiringInterrupted, ClipOutputSettings, Cue, Output, OutputError,
                                  OutputSettings, OutputUnavailable)
-from anchor.outputs.obs_connection import ObsConnection, ObsError, ObsUnavailable, password_env_name, password_for
+from anchor.outputs.obs_connection import (ObsConnection, ObsError, ObsRequestError, ObsUnavailable, password_env_name,
+                                           password_for)
 from anchor.problems import InputError
 from anchor.speech import audio
 from anchor.speech.cache import cache_key
@@ -49,6 +51,32 @@ PREPARE_CONNECT_WAIT = 2.0  # prepare() waits this long for a connection, then l
 WATCH_PERIOD = 0.1
 MEDIA_STOPPED = ("OBS_MEDIA_STATE_STOPPED", "OBS_MEDIA_STATE_ENDED", "OBS_MEDIA_STATE_NONE")
 ROLES = ("background", "idle", "program", "subtitle", "title")  # bottom to top
+STATE_PERIOD = 1.0  # seconds between updates of anchor_obs_connected / anchor_obs_reconnects_total
+STATS_PERIOD = 5.0  # seconds between GetStats/GetStreamStatus polls while connected
+STATS_REQUEST_TIMEOUT = 1.0
+
+
+def scene_name(channel_id: str) -> str:
+    return f"anchor{SEP}{channel_id}"
+
+
+def input_name(channel_id: str, role: str) -> str:
+    return f"anchor{SEP}{channel_id}{SEP}{role}"
+
+
+class MeteredConnection(ObsConnection):
+    """An ObsConnection whose answered requests feed anchor_obs_request_seconds{obs}."""
+
+    async def call(self, request_name: str, /, *, request_timeout: float | None = None,
+                   **data: Any) -> dict[str, Any]:
+        started = time.monotonic()
+        try:
+            answer = await super().call(request_name, request_timeout=request_timeout, **data)
+        except ObsRequestError:
+            metrics.OBS_REQUEST_SECONDS.labels(self.name).observe(time.monotonic() - started)
+            raise
+        metrics.OBS_REQUEST_SECONDS.labels(self.name).observe(time.monotonic() - started)
+        return answer
 
 
 class ObsOutputSettings(ClipOutputSettings):
@@ -109,8 +137,8 @@ class _Channel:
     def __init__(self, channel_id: str, avatar: Avatar) -> None:
         self.id = channel_id
         self.avatar = avatar
-        self.scene = f"anchor{SEP}{channel_id}"
-        self.inputs = {role: f"anchor{SEP}{channel_id}{SEP}{role}" for role in ROLES}
+        self.scene = scene_name(channel_id)
+        self.inputs = {role: input_name(channel_id, role) for role in ROLES}
         self.items: dict[str, int] = {}  # role → sceneItemId, in the current OBS
 
     def input(self, role: str) -> str:
@@ -128,8 +156,8 @@ class ObsOutput(Output):
                  request_timeout: float = 3.0, **connection_options: Any) -> None:
         super().__init__(settings, data_dir)
         self.target = target
-        self.conn = ObsConnection(target, host, port, password, request_timeout=request_timeout,
-                                  **connection_options)
+        self.conn = MeteredConnection(target, host, port, password, request_timeout=request_timeout,
+                                      **connection_options)
         self.conn.on_connected.append(self._reprovision)
         self._channels: dict[str, _Channel] = {}
         self._provisioned: set[str] = set()
@@ -138,6 +166,10 @@ class ObsOutput(Output):
         self._avatars: dict[Path, Avatar] = {}
         self._canvas: tuple[int, int] | None = None
         self.last_start_lateness: float | None = None  # seconds from the RESTART call to PlaybackStarted
+        self._poller: asyncio.Task[None] | None = None
+        self._reconnects_seen = 0
+        metrics.OBS_CONNECTED.labels(target).set(0)
+        metrics.OBS_RECONNECTS.labels(target)  # exported as 0 from the start
 
     @classmethod
     def create(cls, app: "Settings", target: str, **connection_options: Any) -> "ObsOutput":
@@ -154,7 +186,68 @@ class ObsOutput(Output):
                    password=password, request_timeout=obs.request_timeout, **connection_options)
 
     async def close(self) -> None:
+        poller, self._poller = self._poller, None
+        if poller is not None:
+            poller.cancel()
+            await asyncio.gather(poller, return_exceptions=True)
         await self.conn.close()
+        metrics.OBS_CONNECTED.labels(self.target).set(0)
+
+    # -- metrics ------------------------------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        """Start the connection (background) and, with it, the stats poller."""
+        await self.conn.start()
+        if self._poller is None:
+            self._poller = asyncio.create_task(self._poll(), name=f"obs-{self.target}-stats")
+
+    def update_connection_metrics(self) -> None:
+        metrics.OBS_CONNECTED.labels(self.target).set(1 if self.conn.connected else 0)
+        new = self.conn.reconnects - self._reconnects_seen
+        if new > 0:
+            metrics.OBS_RECONNECTS.labels(self.target).inc(new)
+            self._reconnects_seen = self.conn.reconnects
+
+    async def poll_stats(self) -> bool:
+        """One GetStats + GetStreamStatus into the gauges; False (logged at debug) when OBS did not answer."""
+        self.update_connection_metrics()
+        if not self.conn.connected:
+            return False
+        target = self.target
+        try:
+            stats = await self.conn.call("GetStats", request_timeout=STATS_REQUEST_TIMEOUT)
+            stream = await self.conn.call("GetStreamStatus", request_timeout=STATS_REQUEST_TIMEOUT)
+        except ObsError as exc:
+            log.debug("OBS '%s': stats poll failed: %s", target, exc)
+            return False
+        try:
+            metrics.OBS_ACTIVE_FPS.labels(target).set(float(stats.get("activeFps") or 0.0))
+            metrics.OBS_RENDER_SKIPPED_FRAMES.labels(target).set(float(stats.get("renderSkippedFrames") or 0))
+            metrics.OBS_OUTPUT_SKIPPED_FRAMES.labels(target).set(float(stats.get("outputSkippedFrames") or 0))
+            metrics.OBS_STREAM_ACTIVE.labels(target).set(1 if stream.get("outputActive") else 0)
+            metrics.OBS_STREAM_RECONNECTING.labels(target).set(1 if stream.get("outputReconnecting") else 0)
+            metrics.OBS_STREAM_SENT_BYTES.labels(target).set(float(stream.get("outputBytes") or 0))
+        except (TypeError, ValueError) as exc:
+            log.debug("OBS '%s': unexpected stats %r / %r: %s", target, stats, stream, exc)
+            return False
+        return True
+
+    async def _poll(self) -> None:
+        """Connection state every STATE_PERIOD, OBS's statistics every STATS_PERIOD while connected."""
+        next_stats = 0.0
+        while True:
+            try:
+                self.update_connection_metrics()
+                if self.conn.connected and time.monotonic() >= next_stats:
+                    next_stats = time.monotonic() + STATS_PERIOD
+                    await self.poll_stats()
+                elif not self.conn.connected:
+                    next_stats = 0.0  # poll at once after a (re)connection
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # metrics must never take the output down
+                log.debug("OBS '%s': stats poller: %r", self.target, exc)
+            await asyncio.sleep(STATE_PERIOD)
 
     # -- the clip ---------------------------------------------------------------------------------------
 
@@ -208,7 +301,7 @@ class ObsOutput(Output):
 
     async def _connect(self, deadline: datetime | None, fallback: float) -> None:
         """Connected (hooks run) by `deadline` (or within `fallback` s), else OutputUnavailable."""
-        await self.conn.start()
+        await self._start()
         if self.conn.ready:
             return
         if deadline is not None:
@@ -221,13 +314,19 @@ class ObsOutput(Output):
             raise OutputUnavailable(str(exc)) from exc
 
     def _channel(self, cue: Cue) -> _Channel:
-        channel = self._channels.get(cue.channel_id)
+        return self._channel_for(cue.channel_id, cue.avatar)
+
+    def _channel_for(self, channel_id: str, avatar_folder: Path | None) -> _Channel:
+        channel = self._channels.get(channel_id)
         if channel is None:
+            folder = avatar_folder or DEFAULT_AVATAR
             try:
-                avatar = self._avatar(cue)
+                if folder not in self._avatars:
+                    self._avatars[folder] = load_avatar(folder)
             except InputError as exc:
                 raise OutputError(str(exc)) from exc
-            channel = self._channels[cue.channel_id] = _Channel(cue.channel_id, avatar)
+            channel = self._channels[channel_id] = _Channel(channel_id, self._avatars[folder])
+            metrics.CHANNEL_OBS_INFO.labels(channel_id, self.target).set(1)
         return channel
 
     async def _reprovision(self, conn: ObsConnection) -> None:
@@ -255,6 +354,42 @@ class ObsOutput(Output):
         self._provisioned.discard(channel.id)
         await self._ensure_scene(channel)
         return channel.scene
+
+    async def setup(self, channel_id: str, avatar_folder: Path | None, timeout: float) -> list[tuple[str, str]]:
+        """`anchor obs setup`: connect (within `timeout` s) and provision the channel's scene now.
+        Returns (what, action) pairs: created, updated, replaced, added to the scene or already there."""
+        await self._start()
+        await self.conn.wait_connected(timeout)
+        channel = self._channel_for(channel_id, avatar_folder)  # after the hooks ran: the report is ours
+        async with self._provision_locks.setdefault(channel.id, asyncio.Lock()):
+            return await self._provision(channel)
+
+    async def status(self, channel_ids: list[str], timeout: float) -> dict[str, Any]:
+        """`anchor obs status`: what OBS says about itself and about these channels' scenes. Changes nothing."""
+        await self._start()
+        await self.conn.wait_connected(timeout)
+        call = self.conn.call
+        program = (await call("GetCurrentProgramScene")).get("currentProgramSceneName")
+        scenes = {s["sceneName"] for s in (await call("GetSceneList"))["scenes"]}
+        channels = []
+        for channel_id in channel_ids:
+            scene = scene_name(channel_id)
+            media: str | None = None
+            if scene in scenes:
+                try:
+                    answer = await call("GetMediaInputStatus", inputName=input_name(channel_id, "program"))
+                    media = str(answer.get("mediaState") or "unknown").removeprefix("OBS_MEDIA_STATE_").lower()
+                except ObsRequestError as exc:
+                    media = f"unavailable ({exc.comment or exc.code})"
+            channels.append({"channel": channel_id, "scene": scene, "exists": scene in scenes,
+                             "on_program": program == scene, "media": media})
+        stats = await call("GetStats")
+        stream = await call("GetStreamStatus")
+        record = await call("GetRecordStatus")
+        await self.poll_stats()
+        return {"obs_version": self.conn.obs_version, "websocket_version": self.conn.websocket_version,
+                "program_scene": program, "channels": channels, "stats": stats, "stream": stream,
+                "record": record}
 
     async def _canvas_size(self) -> tuple[int, int]:
         if self._canvas is None:
@@ -303,13 +438,18 @@ class ObsOutput(Output):
                       "boundsHeight": float(s.title_size * 2), "boundsAlignment": 4},
         }
 
-    async def _provision(self, channel: _Channel) -> None:
-        """Create what is missing of the channel's scene and put our own inputs in order. Idempotent."""
+    async def _provision(self, channel: _Channel) -> list[tuple[str, str]]:
+        """Create what is missing of the channel's scene and put our own inputs in order. Idempotent.
+        Returns what was done, as (scene or input name, action) pairs."""
         call = self.conn.call
+        done: list[tuple[str, str]] = []
         width, height = await self._canvas_size()
         scenes = {s["sceneName"] for s in (await call("GetSceneList"))["scenes"]}
         if channel.scene not in scenes:
             await call("CreateScene", sceneName=channel.scene)
+            done.append((channel.scene, "created"))
+        else:
+            done.append((channel.scene, "already there"))
         existing = {i["inputName"]: i["inputKind"] for i in (await call("GetInputList"))["inputs"]}
         items = {i["sourceName"]: i for i in (await call("GetSceneItemList", sceneName=channel.scene))["sceneItems"]}
         wanted = self._input_settings(channel, width, height)
@@ -318,7 +458,9 @@ class ObsOutput(Output):
         for role in ROLES:
             name = channel.input(role)
             kind, settings = wanted[role]
+            replaced = False
             if name in existing and existing[name] != kind:
+                replaced = True
                 await call("RemoveInput", inputName=name)  # ours, by name; the wrong kind (idle.mp4 added)
                 existing.pop(name)
                 items.pop(name, None)
@@ -327,16 +469,21 @@ class ObsOutput(Output):
                 answer = await call("CreateInput", sceneName=channel.scene, inputName=name, inputKind=kind,
                                     inputSettings=settings, sceneItemEnabled=enabled)
                 item_id = int(answer["sceneItemId"])
+                done.append((name, f"replaced ({kind})" if replaced else "created"))
             else:
+                actions = []
                 current = (await call("GetInputSettings", inputName=name))["inputSettings"]
                 if not _contains(current, settings):  # an update restarts a media source: only when needed
                     await call("SetInputSettings", inputName=name, inputSettings=settings, overlay=True)
+                    actions.append("settings updated")
                 if name in items:
                     item_id = int(items[name]["sceneItemId"])
                 else:
                     answer = await call("CreateSceneItem", sceneName=channel.scene, sourceName=name,
                                         sceneItemEnabled=enabled)
                     item_id = int(answer["sceneItemId"])
+                    actions.append("added to the scene")
+                done.append((name, ", ".join(actions) or "already there"))
             channel.items[role] = item_id
             await call("SetSceneItemTransform", sceneName=channel.scene, sceneItemId=item_id,
                        sceneItemTransform=transforms[role])
@@ -345,6 +492,7 @@ class ObsOutput(Output):
                        sceneItemIndex=index)
         self._provisioned.add(channel.id)
         log.info("OBS '%s': scene %s provisioned", self.target, channel.scene)
+        return done
 
     # -- the program media source --------------------------------------------------------------------------
 
@@ -383,7 +531,7 @@ class ObsOutput(Output):
             await check_font(self.settings.font)
         except FontMissing as exc:
             raise OutputError(str(exc)) from exc
-        await self.conn.start()
+        await self._start()
         if not self.conn.ready:
             try:  # a connection just started is usually up within a second
                 await self.conn.wait_connected(PREPARE_CONNECT_WAIT)

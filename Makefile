@@ -21,6 +21,7 @@ bench: setup
 	$(VENV)/bin/python benchmarks/plan.py
 	$(VENV)/bin/python benchmarks/avatar.py
 	$(VENV)/bin/python benchmarks/obs_roundtrip.py
+	$(VENV)/bin/python benchmarks/obs_punctuality.py
 
 setup: system-packages $(STAMP)
 
@@ -43,3 +44,8 @@ $(STAMP): pyproject.toml
 
 clean:
 	rm -rf $(VENV) data/renders data/cache
+
+# A local OBS under Xvfb records a few airings of `anchor run`; prints where the recording is.
+.PHONY: obs-demo
+obs-demo: setup
+	$(VENV)/bin/python tools/obs_demo.py

@@ -142,7 +142,12 @@ class Station:
             log.error("channel %s airing %s: airing without an as-run row", channel.id, planned.key)
         output = self.outputs[channel.output]
         cue = self.cue(planned, program)
-        wait = (planned.planned_at_utc - datetime.now(UTC)).total_seconds()
+        try:
+            await output.cue_up(cue)
+        except OutputError as exc:  # air() tries again and decides
+            log.warning("channel %s airing %s: cue-up on %s failed: %s", channel.id, planned.key, channel.output, exc)
+        # Start early by the output's own start-up time, so it is really on air at the instant.
+        wait = (planned.planned_at_utc - datetime.now(UTC)).total_seconds() - output.preroll
         if wait > 0:
             await asyncio.sleep(wait)
         # Recorded off the on-air path: a crash from here on leaves the row `interrupted`, never re-aired.

@@ -116,6 +116,12 @@ class Output(ABC):
     async def prepare(self, cue: Cue) -> None:
         """Everything that can be done before the instant (rendering a clip, loading media). Idempotent."""
 
+    # Seconds between asking the output to start and it really starting; the Station starts this early.
+    preroll: float = 0.0
+
+    async def cue_up(self, cue: Cue) -> None:
+        """In the last seconds before the instant: everything but the start itself (load, title, scene)."""
+
     @abstractmethod
     async def air(self, cue: Cue) -> AiredResult:
         """Start at once and return when the program has finished; occupies the channel meanwhile.

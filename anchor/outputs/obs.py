@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 SEP = "·"
 PRELOAD_WITHIN = timedelta(seconds=10)  # prepare() loads the clip into OBS when the airing is this near
+PREROLL_INITIAL = 0.04  # OBS 29 here: RESTART → MediaInputPlaybackStarted is typically 40–50 ms
+PREROLL_MAX = 0.25
 STARTED_GRACE = 2.0  # seconds to wait for MediaInputPlaybackStarted before trusting the RESTART call's time
 END_GUARD = 5.0  # seconds past the program's length before giving up on MediaInputPlaybackEnded
 CLEANUP_TIMEOUT = 1.5
@@ -166,6 +168,8 @@ class ObsOutput(Output):
         self._avatars: dict[Path, Avatar] = {}
         self._canvas: tuple[int, int] | None = None
         self.last_start_lateness: float | None = None  # seconds from the RESTART call to PlaybackStarted
+        self.preroll = PREROLL_INITIAL
+        self._cued: dict[str, tuple[Path, int]] = {}  # scene → (clip, connection generation) cued by cue_up
         self._poller: asyncio.Task[None] | None = None
         self._reconnects_seen = 0
         metrics.OBS_CONNECTED.labels(target).set(0)
@@ -550,6 +554,32 @@ class ObsOutput(Output):
         except ObsError as exc:
             raise OutputError(str(exc)) from exc
 
+    async def _cue(self, channel: _Channel, cue: Cue, clip: Path) -> None:
+        """Everything before RESTART: the scene, the clip loaded and stopped, the title, the scene on program."""
+        await self._ensure_scene(channel)
+        if not await self._loaded(channel, clip):
+            await self._load(channel, clip)
+        await self._set_text(channel, "title", cue.program.title)
+        await self._set_text(channel, "subtitle", "")
+        current = (await self.conn.call("GetCurrentProgramScene")).get("currentProgramSceneName")
+        if current != channel.scene:
+            await self.conn.call("SetCurrentProgramScene", sceneName=channel.scene)
+        await self._enable(channel, "program", True)
+
+    async def cue_up(self, cue: Cue) -> None:
+        """Done in the Station's lead, so at the instant only RESTART goes out."""
+        if not self.conn.ready:
+            return  # air() waits for the connection until the deadline
+        try:
+            clip = self.clip_path(cue)
+            if not clip.is_file():
+                return
+            channel = self._channel(cue)
+            await self._cue(channel, cue, clip)
+            self._cued[channel.scene] = (clip, self.conn.reconnects)  # void if OBS reconnects in between
+        except (InputError, ObsError) as exc:
+            raise OutputError(str(exc)) from exc
+
     async def air(self, cue: Cue) -> AiredResult:
         try:
             clip = self.clip_path(cue)
@@ -567,15 +597,8 @@ class ObsOutput(Output):
         try:
             # Until RESTART nothing is on air: a lost connection before it means "missed", not "interrupted".
             try:
-                await self._ensure_scene(channel)
-                if not await self._loaded(channel, clip):
-                    await self._load(channel, clip)
-                await self._set_text(channel, "title", cue.program.title)
-                await self._set_text(channel, "subtitle", "")
-                current = (await self.conn.call("GetCurrentProgramScene")).get("currentProgramSceneName")
-                if current != channel.scene:
-                    await self.conn.call("SetCurrentProgramScene", sceneName=channel.scene)
-                await self._enable(channel, "program", True)
+                if self._cued.pop(channel.scene, None) != (clip, self.conn.reconnects):
+                    await self._cue(channel, cue, clip)
             except ObsUnavailable as exc:
                 raise OutputUnavailable(str(exc)) from exc
             program = channel.input("program")
@@ -604,6 +627,8 @@ class ObsOutput(Output):
                     log.warning("OBS '%s': no MediaInputPlaybackStarted within %g s of RESTART; timing from the "
                                 "request", self.target, STARTED_GRACE)
                 self.last_start_lateness = start_mono - restart_mono
+                # A running average of OBS's own start-up time: the Station sends RESTART this much early.
+                self.preroll = min(PREROLL_MAX, 0.8 * self.preroll + 0.2 * self.last_start_lateness)
                 await self._enable(channel, "idle", False)
                 await self._play(channel, cue, subtitles, start_mono, ended_event)
                 # OBS reports the end when the decoder reaches it, a few hundred ms before the last buffered

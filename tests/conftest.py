@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_edge import FakeEdgeServer
+from tests.obs_fixture import ObsStudio, require_obs
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "scripts_content"
@@ -175,3 +176,19 @@ def postgres() -> Iterator[str]:
         subprocess.run([*as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "-t", "60",
                         "stop"], capture_output=True, timeout=120)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def obs() -> Iterator[ObsStudio]:
+    """One real OBS Studio under Xvfb for a module's tests, which leave it running as they found it."""
+    require_obs()
+    with ObsStudio() as studio:
+        yield studio
+
+
+@pytest.fixture
+def own_obs() -> Iterator[ObsStudio]:
+    """An OBS for one test that kills, freezes, restarts or stops it."""
+    require_obs()
+    with ObsStudio() as studio:
+        yield studio

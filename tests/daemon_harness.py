@@ -49,7 +49,7 @@ def channel(project: Project, slots: str, name: str = "t") -> Path:
 
 
 def slot(name: str, when: str, script: str = "short.md", **extra: str) -> str:
-    lines = [f'[[slot]]', f'name = "{name}"', when, f'script = "{script}"']
+    lines = ['[[slot]]', f'name = "{name}"', when, f'script = "{script}"']
     lines += [f'{k} = "{v}"' for k, v in extra.items()]
     return "\n".join(lines) + "\n\n"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -15,7 +15,7 @@ from anchor.config import load_settings
 from anchor.outputs.obs import ObsOutput, scene_name
 from anchor.outputs.obs_connection import ObsConnection
 from tests.conftest import Project, no_traceback, script_text
-from tests.obs_fixture import ObsStudio, require_obs
+from tests.obs_fixture import ObsStudio
 
 CHANNEL = "ward-3"
 SCENE = scene_name(CHANNEL)
@@ -24,13 +24,6 @@ COMMAND_TIMEOUT = 60  # the commands bound themselves to a few seconds; this onl
 
 def run(coro: Awaitable[Any], timeout: float = 30) -> Any:
     return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-@pytest.fixture(scope="module")
-def obs() -> Iterator[ObsStudio]:
-    require_obs()
-    with ObsStudio() as studio:
-        yield studio
 
 
 @pytest.fixture

@@ -85,22 +85,6 @@ class HookCounter:
         self.scenes.append((await conn.call("GetCurrentProgramScene"))["currentProgramSceneName"])
 
 
-@pytest.fixture(scope="module")
-def obs() -> Iterator[ObsStudio]:
-    """One OBS shared by the tests that leave it running as they found it."""
-    require_obs()
-    with ObsStudio() as studio:
-        yield studio
-
-
-@pytest.fixture
-def own_obs() -> Iterator[ObsStudio]:
-    """An OBS for one test that kills, freezes or restarts it."""
-    require_obs()
-    with ObsStudio() as studio:
-        yield studio
-
-
 @pytest.fixture
 def obs_not_started() -> Iterator[ObsStudio]:
     require_obs()

@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 
 from tests.conftest import Project
 from tests.daemon_harness import Daemon, at, channel, final, free_port, setup_site, slot, wait_rows
-from tests.obs_fixture import ObsStudio, require_obs
+from tests.obs_fixture import ObsStudio
 
 
-@pytest.fixture
-def obs() -> Iterator[ObsStudio]:
-    require_obs()
-    with ObsStudio() as studio:
-        yield studio
-
-
-def test_the_daemon_airs_through_obs_and_logs_missed_when_obs_is_gone(project: Project, obs: ObsStudio) -> None:
+def test_the_daemon_airs_through_obs_and_logs_missed_when_obs_is_gone(project: Project, own_obs: ObsStudio) -> None:
     setup_site(project, free_port())
     project.config.write_text(project.config.read_text(encoding="utf-8")
-                              + f'\n[obs.studio]\nhost = "127.0.0.1"\nport = {obs.port}\n', encoding="utf-8")
+                              + f'\n[obs.studio]\nhost = "127.0.0.1"\nport = {own_obs.port}\n', encoding="utf-8")
     path = channel(project, slot("live", f"at = {at(12)}") + slot("gone", f"at = {at(40)}", grace="5s"))
     path.write_text(path.read_text(encoding="utf-8").replace('timezone = "Asia/Shanghai"',
                                                              'timezone = "Asia/Shanghai"\noutput = "obs:studio"'),
                     encoding="utf-8")
-    with Daemon(project, {"ANCHOR_OBS_PASSWORD_STUDIO": obs.password}) as daemon:
+    with Daemon(project, {"ANCHOR_OBS_PASSWORD_STUDIO": own_obs.password}) as daemon:
         found = wait_rows(project, lambda r: final(r, "live"), timeout=60)
-        obs.stop()  # OBS goes away before the next instant and stays away past its grace
+        own_obs.stop()  # OBS goes away before the next instant and stays away past its grace
         found = wait_rows(project, lambda r: final(r, "live", "gone"), timeout=60)
         assert daemon.stop() == 0
     by_slot = {r.slot: r for r in found}

@@ -9,7 +9,7 @@ import base64
 import subprocess
 import tempfile
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -28,7 +28,7 @@ from anchor.program import Program, render_program
 from anchor.speech.cache import ProgramCache
 from anchor.speech.chain import EngineChain
 from tests.conftest import Project, ebur128, script_text, srt_cues
-from tests.obs_fixture import SCENE, ObsStudio, free_port, require_obs
+from tests.obs_fixture import SCENE, ObsStudio, free_port
 
 BODY = "各位观众，大家好。\n\n谢谢收看，再见。"
 TITLE = "健康小知识"
@@ -53,13 +53,6 @@ class Studio:
         now = datetime.now(timezone.utc)
         return Cue(channel, "健康频道", "morning", now + timedelta(seconds=ahead), self.program,
                    deadline=now + timedelta(seconds=ahead + grace))
-
-
-@pytest.fixture(scope="module")
-def obs() -> Iterator[ObsStudio]:
-    require_obs()
-    with ObsStudio() as studio:
-        yield studio
 
 
 @pytest.fixture(scope="module")

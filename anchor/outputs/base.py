@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import BaseModel, ConfigDict, field_validator
 
 if TYPE_CHECKING:
-    from anchor.config import Settings
+    from anchor.config import Settings as AppSettings
     from anchor.program import Program
 
 
@@ -108,7 +108,7 @@ class Output(ABC):
         self.data_dir = data_dir
 
     @classmethod
-    def create(cls, app: "Settings", target: str) -> "Output":
+    def create(cls, app: AppSettings, target: str) -> "Output":
         """The output for a channel's `output = "kind:target"`; kinds needing more than their table override."""
         return cls(app.output_settings(cls.name), app.data_dir)
 

@@ -30,7 +30,7 @@ from anchor.outputs.base import AiredResult, ClipOutputSettings, Cue, Output, Ou
 from anchor.problems import InputError
 from anchor.speech import audio
 from anchor.speech.cache import cache_key
-from anchor.video import FontMissing, check_font, fsync, touch
+from anchor.video import FontMissing, check_font, touch
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class FileOutput(Output):
     Settings = FileOutputSettings
     settings: FileOutputSettings
 
-    def __init__(self, settings: OutputSettings, data_dir: Path) -> None:
+    def __init__(self, settings: FileOutputSettings, data_dir: Path) -> None:
         super().__init__(settings, data_dir)
         self._locks: dict[Path, asyncio.Lock] = {}
         self._avatars: dict[Path, Avatar] = {}

@@ -38,7 +38,7 @@ from anchor.speech.cache import cache_key
 from anchor.video import FontMissing, check_font, touch
 
 if TYPE_CHECKING:
-    from anchor.config import Settings
+    from anchor.config import Settings as AppSettings
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class ObsOutput(Output):
         metrics.OBS_RECONNECTS.labels(target)  # exported as 0 from the start
 
     @classmethod
-    def create(cls, app: "Settings", target: str, **connection_options: Any) -> "ObsOutput":
+    def create(cls, app: AppSettings, target: str, **connection_options: Any) -> "ObsOutput":
         obs = app.obs.get(target)
         if obs is None:
             known = ", ".join(sorted(app.obs)) or "none"

@@ -58,9 +58,10 @@ class Daemon:
     def horizon(self) -> timedelta:
         return timedelta(hours=max((c.prerender_hours for c in self.channels), default=6.0))
 
-    def _schedule(self, now: datetime) -> list[PlannedAiring]:
+    async def _schedule(self, now: datetime) -> list[PlannedAiring]:
         """Jobs for every airing from now to the horizon; stale jobs (edited away) are removed."""
-        planned = plan(self.channels, now, now + self.horizon(), self.asrun.rotation())
+        rotation = await asyncio.to_thread(self.asrun.rotation)  # a database read: off the loop
+        planned = plan(self.channels, now, now + self.horizon(), rotation)
         groups: dict[tuple[str, datetime], list[PlannedAiring]] = defaultdict(list)
         for item in planned:
             groups[(item.channel, item.planned_at_utc)].append(item)
@@ -99,7 +100,7 @@ class Daemon:
             log.info("first start with this as-run log: nothing to catch up on")
             return
         since = max(last_alive, now - CATCH_UP)
-        missed = plan(self.channels, since, now, self.asrun.rotation())
+        missed = plan(self.channels, since, now, await asyncio.to_thread(self.asrun.rotation))
         handled = {c.id: await asyncio.to_thread(self.asrun.handled, c.id, since) for c in self.channels}
         unhandled = [p for p in missed if (p.slot, p.planned_at_utc) not in handled[p.channel]]
         latest = {(p.channel, p.slot): p for p in unhandled}  # plan() is in time order: the last one wins
@@ -145,10 +146,10 @@ class Daemon:
                 found.append((str(path), stat.st_mtime_ns, stat.st_size))
         return tuple(sorted(found))
 
-    def reload(self) -> bool:
+    async def reload(self) -> bool:
         """Apply edited channel files if all of them are valid; otherwise keep airing the last good schedule."""
         try:
-            channels, warnings = load_channels(self.settings)
+            channels, warnings = await asyncio.to_thread(load_channels, self.settings)
         except InputError as exc:
             SCHEDULE_RELOADS.labels("rejected").inc()
             for problem in exc.problems:
@@ -160,7 +161,7 @@ class Daemon:
         self.channels = channels
         self.station.use_channels(channels)
         self.station.programs.clear()  # scripts may have changed: the cache makes re-checking cheap
-        self._prepare(self._schedule(datetime.now(UTC)))
+        self._prepare(await self._schedule(datetime.now(UTC)))
         SCHEDULE_RELOADS.labels("applied").inc()
         log.info("schedule loaded: %d channels; %s", len(channels), self.status())
         return True
@@ -177,7 +178,7 @@ class Daemon:
             log.warning("the wall clock jumped by %+.1f s; re-planning", jump)
         await self.station.record_unrecorded()
         await self.station.logged("note that the daemon is alive", self.asrun.mark_alive, datetime.now(UTC))
-        planned = self._schedule(datetime.now(UTC))  # extends the horizon as time moves
+        planned = await self._schedule(datetime.now(UTC))  # extends the horizon as time moves
         if self.prepare_task is None or self.prepare_task.done():
             self._prepare(planned)
 
@@ -219,7 +220,7 @@ class Daemon:
         now = datetime.now(UTC)
         await self._catch_up(now)
         await asyncio.to_thread(self.asrun.mark_alive, now)
-        self._prepare(self._schedule(now))
+        self._prepare(await self._schedule(now))
         SCHEDULER_TICK.set(time.time())
         systemd.notify("READY=1", f"STATUS={self.status()}")
         log.info("on air: %d channels; %s", len(channels), self.status())
@@ -239,7 +240,7 @@ class Daemon:
         while True:
             await self.reload_wanted.wait()
             self.reload_wanted.clear()
-            self.reload()
+            await self.reload()
 
     async def _stop(self, background: list[asyncio.Task[None]], server) -> None:  # type: ignore[no-untyped-def]
         self.scheduler.shutdown(wait=False)

@@ -191,9 +191,3 @@ async def normalize(raw: Path, raw_rate: int, out: Path, target_lufs: float, tru
         gain = max(-MAX_GAIN_DB, min(MAX_GAIN_DB, gain + target_lufs - result.integrated_lufs))
         result = await _apply_gain(raw, raw_rate, out, gain, true_peak, sample_rate)
     return result
-
-
-async def probe_duration(path: Path) -> float:
-    argv = ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)]
-    out, _ = await run_ffmpeg(argv, timeout=30)
-    return float(out.decode().strip())

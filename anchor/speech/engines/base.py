@@ -33,9 +33,6 @@ class SpokenAudio:
     sample_rate: int
     words: list[WordTiming] = field(default_factory=list)
 
-    @property
-    def duration(self) -> float:
-        return len(self.samples) / self.sample_rate
 
 
 @dataclass(frozen=True)

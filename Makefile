@@ -2,18 +2,24 @@
 
 VENV            := .venv
 PYTHON          ?= python3
-SYSTEM_PACKAGES := ffmpeg espeak-ng fonts-wqy-microhei fontconfig prometheus systemd obs-studio xvfb
+SYSTEM_PACKAGES := ffmpeg espeak-ng fonts-wqy-microhei fontconfig prometheus systemd obs-studio xvfb postgresql-15
 SUDO            := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP           := $(VENV)/.installed
 
-.PHONY: run test setup system-packages bench clean
+.PHONY: run test lint setup system-packages bench clean
 
 run: setup
 	$(VENV)/bin/anchor check
 	$(VENV)/bin/anchor run
 
-test: setup
+test: setup lint
 	$(VENV)/bin/python -m pytest
+
+# The code's shape is tested too: style, types, and the layers of the data flow (pyproject.toml).
+lint: setup
+	$(VENV)/bin/ruff check anchor
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: setup
 	$(VENV)/bin/python benchmarks/render.py

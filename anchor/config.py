@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from anchor.problems import InputError, Problem
+from anchor.problems import InputError
 from anchor.tomlsource import TomlSource, read_text, validation_problems
 
 DEFAULT_CONFIG = Path("anchor.toml")
+DATABASE_URL_ENV = "ANCHOR_DATABASE_URL"
 
 Seconds = Annotated[float, Field(ge=0, le=60)]
 
@@ -70,6 +74,27 @@ class SpeechSettings(Section):
     engines: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+_OUTPUT_REF = re.compile(r"^([a-z][a-z0-9_]*)(?::([A-Za-z0-9._-]+))?$")
+
+
+@dataclass(frozen=True)
+class OutputRef:
+    """Where a channel airs, as written `output = "kind"` or `"kind:target"` (file, obs:studio): parsed once."""
+
+    kind: str
+    target: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> OutputRef:
+        match = _OUTPUT_REF.match(text.strip())
+        if not match:
+            raise ValueError(f"'{text}' is not an output: write e.g. \"file\" or \"obs:studio\"")
+        return cls(match.group(1), match.group(2) or "")
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.target}" if self.target else self.kind
+
+
 class ChannelDefaults(Section):
     """What a channel file leaves out comes from here."""
 
@@ -78,6 +103,12 @@ class ChannelDefaults(Section):
     prerender_hours: float = Field(6.0, gt=0, le=168)
     voice: str | None = None
     fallback_voice: str | None = None
+
+    @field_validator("output")
+    @classmethod
+    def _output(cls, value: str) -> str:
+        OutputRef.parse(value)
+        return value
 
 
 class DaemonSettings(Section):
@@ -154,15 +185,12 @@ class Settings(Section):
     def cache_dir(self) -> Path:
         return self.resolve(self.paths.cache_dir) if self.paths.cache_dir else self.data_dir / "cache"
 
-    def engine_settings(self, name: str) -> BaseModel:
-        from anchor.speech.engines import engine_type
-
-        return engine_type(name).Settings.model_validate(self.speech.engines.get(name, {}))
-
-    def output_settings(self, name: str) -> BaseModel:
-        from anchor.outputs import output_type
-
-        return output_type(name).Settings.model_validate(self.outputs.get(name, {}))
+    @property
+    def database_url(self) -> str:
+        """The as-run log's SQLAlchemy URL: $ANCHOR_DATABASE_URL, else [daemon] database_url, else SQLite
+        under data_dir. A URL with a password belongs in the environment, never in anchor.toml."""
+        return (os.environ.get(DATABASE_URL_ENV) or self.daemon.database_url
+                or f"sqlite:///{self.data_dir / 'anchor.db'}")
 
 
 def load_settings(path: Path = DEFAULT_CONFIG) -> Settings:
@@ -177,42 +205,7 @@ def load_settings(path: Path = DEFAULT_CONFIG) -> Settings:
         settings = Settings.model_validate({**data, "source": path, "base_dir": base})
     except ValidationError as exc:
         raise InputError(validation_problems(source, exc, Settings)) from None
-    problems = _engine_problems(source, settings)
-    if problems:
-        raise InputError(problems)
     return settings
-
-
-def _backend_tables(source: TomlSource, tables: dict[str, dict[str, Any]], location: tuple[str, ...],
-                    kind: str, registry: Any) -> list[Problem]:
-    """Validate [speech.engines.X] / [outputs.X] tables with the model the backend X defines."""
-    problems: list[Problem] = []
-    known = registry.names()
-    for name, table in tables.items():
-        if name not in known:
-            problems.append(source.problem(location + (name,), f"unknown {kind} '{name}'",
-                                           f"{kind} tables are: {', '.join(known)}"))
-            continue
-        model = registry.get(name).Settings
-        try:
-            model.model_validate(table)
-        except ValidationError as exc:
-            problems.extend(validation_problems(source, exc, model, location + (name,)))
-    return problems
-
-
-def _engine_problems(source: TomlSource, settings: Settings) -> list[Problem]:
-    from anchor.outputs import OUTPUTS
-    from anchor.speech.engines import ENGINES
-
-    problems: list[Problem] = []
-    for name in settings.speech.chain.engines:
-        if name not in ENGINES.names():
-            problems.append(source.problem(("speech", "chain", "engines"), f"unknown engine '{name}'",
-                                           f"choose from: {', '.join(ENGINES.names())}"))
-    problems += _backend_tables(source, settings.speech.engines, ("speech", "engines"), "engine", ENGINES)
-    problems += _backend_tables(source, settings.outputs, ("outputs",), "output", OUTPUTS)
-    return problems
 
 
 def default_settings(base_dir: Path = Path(".")) -> Settings:

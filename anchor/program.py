@@ -6,11 +6,11 @@ normalized audio → subtitle cues → a cache entry holding program.wav/.srt/.v
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +23,10 @@ from anchor.speech import audio
 from anchor.speech.cache import ProgramCache, cache_key
 from anchor.speech.chain import EngineChain, EngineFailed
 from anchor.speech.engines import SpeechEngine, SpokenAudio, UnknownVoice, WordTiming
+from anchor.speech.program_files import ProgramFiles
 from anchor.speech.sentences import split_lines, split_sentences
 from anchor.speech.subtitles import PlacedSentence, build_cues, to_srt, to_vtt
+from anchor.speech.wav import sha256_file, wav_seconds
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,6 @@ PIPELINE_VERSION = 1
 HEAD_SILENCE = 0.25  # a clean start when the output cuts to the program
 TAIL_SILENCE = 0.5
 EDGE_PAD = 0.03  # kept around each sentence's speech so soft onsets are not clipped
-FILES = ("program.wav", "program.srt", "program.vtt", "program.json")
 
 
 class RenderError(Exception):
@@ -67,13 +68,14 @@ class Program(BaseModel):
     directory: Path | None = None
 
     @property
-    def audio_path(self) -> Path:
-        assert self.directory is not None
-        return self.directory / "program.wav"
+    def files(self) -> ProgramFiles:
+        if self.directory is None:
+            raise RenderError(f"program '{self.script}' was never written to disk")
+        return ProgramFiles(self.directory)
 
     @classmethod
-    def load(cls, directory: Path) -> "Program":
-        program = cls.model_validate_json((directory / "program.json").read_text())
+    def load(cls, directory: Path) -> Program:
+        program = cls.model_validate_json(ProgramFiles(directory).meta.read_text(encoding="utf-8"))
         return program.model_copy(update={"directory": directory})
 
     def to_json(self) -> str:
@@ -145,7 +147,7 @@ def _assemble(units: list[Unit], spoken: list[SpokenAudio], raw: Path) -> tuple[
             position += count
 
         silence(HEAD_SILENCE)
-        for unit, sentence in zip(units, spoken):
+        for unit, sentence in zip(units, spoken, strict=False):
             silence(unit.gap_before)
             first, last = audio.speech_bounds(sentence.samples)
             if last == 0:
@@ -169,31 +171,32 @@ async def _render_with(script: Script, engine: SpeechEngine, voice: str, key: st
     spoken = await chain.speak(engine, [u.text for u in units], voice, script.prosody)
     loud = settings.speech.loudness
     with cache.staging(key) as staged:
+        files = ProgramFiles(staged)
         raw = staged / "speech.raw"
-        placed, rate, _ = _assemble(units, spoken, raw)
-        measured = await audio.normalize(raw, rate, staged / "program.wav", loud.target_lufs,
-                                         loud.true_peak_dbtp, loud.sample_rate)
+        placed, rate, _ = await asyncio.to_thread(_assemble, units, spoken, raw)
+        del spoken  # the samples are on disk now: a long Program must not hold them twice
+        measured = await audio.normalize(raw, rate, files.wav, loud.target_lufs, loud.true_peak_dbtp,
+                                         loud.sample_rate)
         raw.unlink()
         cues = build_cues(placed, settings.subtitles.max_line_chars)
-        (staged / "program.srt").write_text(to_srt(cues), encoding="utf-8")
-        (staged / "program.vtt").write_text(to_vtt(cues), encoding="utf-8")
-        wav = (staged / "program.wav").read_bytes()
-        frames = (len(wav) - 44) // 2  # 16-bit mono after a 44-byte header
+        files.srt.write_text(to_srt(cues), encoding="utf-8")
+        files.vtt.write_text(to_vtt(cues), encoding="utf-8")
+        seconds, digest = await asyncio.to_thread(lambda: (wav_seconds(files.wav), sha256_file(files.wav)))
         program = Program(
             key=key, script=script.name, title=script.title, content_hash=script.content_hash,
             engine=engine.name, voice=voice, fallback_reason=fallback,
-            duration_seconds=round(frames / loud.sample_rate, 3),
+            duration_seconds=round(seconds, 3),
             sentences=len(placed), cues=len(cues),
             loudness=LoudnessReport(integrated_lufs=measured.integrated_lufs,
                                     true_peak_dbtp=measured.true_peak_dbtp, range_lu=measured.range_lu,
                                     target_lufs=loud.target_lufs),
-            audio_sha256=hashlib.sha256(wav).hexdigest(),
-            rendered_at=datetime.now(timezone.utc),
+            audio_sha256=digest,
+            rendered_at=datetime.now(UTC),
             render_seconds=round(time.perf_counter() - started, 3),
             pipeline_version=PIPELINE_VERSION,
         )
-        (staged / "program.json").write_text(program.to_json(), encoding="utf-8")  # last: marks complete
-        entry = cache.commit(key, staged)
+        files.meta.write_text(program.to_json(), encoding="utf-8")  # last: marks complete
+        entry = await asyncio.to_thread(cache.commit, key, staged)
     RENDER_SECONDS.labels(engine.name).observe(program.render_seconds)
     return program.model_copy(update={"directory": entry})
 
@@ -224,7 +227,8 @@ async def render_program(script: Script, settings: Settings, chain: EngineChain,
         hit = cache.get(key)
         if hit is not None:  # a finished Program is served even while its engine is down
             PROGRAM_CACHE_LOOKUPS.labels("hit").inc()
-            return Program.load(hit).model_copy(update={"cache_hit": True, "fallback_reason": "; ".join(reasons) or None})
+            found = Program.load(hit)
+            return found.model_copy(update={"cache_hit": True, "fallback_reason": "; ".join(reasons) or None})
         PROGRAM_CACHE_LOOKUPS.labels("miss").inc()
         if not chain.admits(engine, reasons):
             continue

@@ -1,5 +1,6 @@
-"""Interchangeable backends (TTS engines, outputs) found by name: each is one module of a package, named
-after the backend (edge.py is the engine "edge"), registering its class with @register.
+"""Interchangeable backends (TTS engines, outputs) found by name: each is one module (or sub-package) of a
+package, named after the backend (edge.py is the engine "edge", obs/ the output "obs"), registering its
+class with @register.
 
 Names come from the file names, so validating a setting imports nothing; a backend's module (and its
 libraries: edge-tts, numpy, the OBS client) is imported only when that backend is used.
@@ -9,9 +10,14 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
-T = TypeVar("T", bound=type)
+
+class Backend(Protocol):
+    name: ClassVar[str]
+
+
+T = TypeVar("T", bound=type[Backend])
 
 
 class UnknownName(KeyError):
@@ -27,9 +33,9 @@ class Registry(Generic[T]):
         self._classes: dict[str, T] = {}
 
     def register(self, cls: T) -> T:
-        module = cls.__module__.rsplit(".", 1)[-1]
-        if module != cls.name:
-            raise TypeError(f"{self.kind} '{cls.name}' must live in {self.package}.{cls.name}, not {cls.__module__}")
+        home = f"{self.package}.{cls.name}"
+        if cls.__module__ != home and not cls.__module__.startswith(home + "."):
+            raise TypeError(f"{self.kind} '{cls.name}' must live in {home}, not {cls.__module__}")
         self._classes[cls.name] = cls
         return cls
 

@@ -7,21 +7,28 @@ twice; a row still `on-air` when the daemon starts was cut by a crash and become
 
 from __future__ import annotations
 
-import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 
-from sqlalchemy import UniqueConstraint, event
-from sqlalchemy.engine import Engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlalchemy import UniqueConstraint, event, inspect, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
-DATABASE_URL_ENV = "ANCHOR_DATABASE_URL"
+SUPPORTED_DATABASES = ("sqlite", "postgresql")
 
 
 class Outcome(str, Enum):
@@ -50,15 +57,34 @@ class Airing(SQLModel, table=True):
     voice: str | None = Field(default=None, max_length=100)
     audio_hash: str | None = Field(default=None, max_length=64)
     error: str | None = Field(default=None, max_length=2000)
-    updated_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
 class RotationPosition(SQLModel, table=True):
+    """Where a rotating slot stands: `position` is the entry for its first instant after `as_of` (the last
+    airing claimed from it). The planner counts from here, so every plan and the daemon agree."""
+
     __tablename__ = "rotation_position"
 
     channel: str = Field(primary_key=True, max_length=64)
     slot: str = Field(primary_key=True, max_length=200)
-    position: int = 0  # the rotation entry the next airing uses
+    position: int = 0
+    as_of: datetime | None = None  # UTC; None: position is the entry for the first instant of any plan
+
+
+@dataclass(frozen=True)
+class RotationState:
+    position: int
+    as_of: datetime | None
+
+
+@dataclass(frozen=True)
+class RotationStep:
+    """A claimed airing of a rotating slot used entry `index` of `length`, at `instant`."""
+
+    index: int
+    length: int
+    instant: datetime
 
 
 class DaemonState(SQLModel, table=True):
@@ -70,21 +96,36 @@ class DaemonState(SQLModel, table=True):
     last_alive: datetime
 
 
-def database_url(configured: str, data_dir: Path) -> str:
-    return os.environ.get(DATABASE_URL_ENV) or configured or f"sqlite:///{data_dir / 'anchor.db'}"
-
-
 class StoreError(Exception):
     """The as-run log cannot be opened; the message says which database, without its password."""
 
 
+def open_store(url: str) -> AsRunLog:
+    """The as-run log at `url` (Settings.database_url): the one way every command and the daemon open it."""
+    return AsRunLog(open_engine(url))
+
+
 def open_engine(url: str) -> Engine:
     try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"the database URL '{_without_password(url)}' is not a URL: write e.g. "
+                         "sqlite:////var/lib/anchor/anchor.db or postgresql+psycopg://user@host/anchor") from None
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() not in SUPPORTED_DATABASES:
+        raise StoreError(f"the as-run log at {shown}: anchor keeps it in SQLite or PostgreSQL, not "
+                         f"'{parsed.get_backend_name()}' (write sqlite:///… or postgresql+psycopg://…)")
+    try:
         return _open_engine(url)
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise StoreError(f"the as-run log at {shown}: no driver for it ({exc}); use postgresql+psycopg://…") from None
     except SQLAlchemyError as exc:
-        shown = make_url(url).render_as_string(hide_password=True)
         raise StoreError(f"cannot open the as-run log at {shown}: {exc.__class__.__name__}: "
                          f"{str(exc.orig) if hasattr(exc, 'orig') else exc}") from None
+
+
+def _without_password(url: str) -> str:
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def _open_engine(url: str) -> Engine:
@@ -108,7 +149,26 @@ def _open_engine(url: str) -> Engine:
         # Another process (the daemon, `anchor history`) created the tables between our check and CREATE.
         time.sleep(0.2)
         SQLModel.metadata.create_all(engine)
+    _add_new_columns(engine)
     return engine
+
+
+def _add_new_columns(engine: Engine) -> None:
+    """Columns added to a table since an older anchor created it. Only nullable columns are ever added, so
+    ADD COLUMN is all an upgrade needs; a migration tool would be worth it for anything more."""
+    inspector = inspect(engine)
+    for table in SQLModel.metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise StoreError(f"the as-run log's table {table.name} lacks column {column.name}")
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as connection:
+                connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}'))
 
 
 class AsRunLog:
@@ -122,9 +182,16 @@ class AsRunLog:
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
 
-    def claim(self, row: Airing) -> bool:
-        """Insert the row if no row exists for its planned airing; False if one does (already handled)."""
+    def claim(self, row: Airing, step: RotationStep | None = None) -> bool:
+        """Insert the row if no row exists for its planned airing, and move its slot's rotation past it, in
+        one transaction; False if a row exists (already handled)."""
         with self._session() as session:
+            if step is not None:
+                state = session.get(RotationPosition, (row.channel, row.slot)) or RotationPosition(
+                    channel=row.channel, slot=row.slot)
+                state.position = (step.index + 1) % step.length
+                state.as_of = step.instant
+                session.add(state)
             session.add(row)
             try:
                 session.commit()
@@ -133,40 +200,68 @@ class AsRunLog:
                 return False
         return True
 
-    def finish(self, row: Airing, **changes: object) -> Airing:
+    def finish(self, row: Airing, changes: dict[str, object]) -> None:
+        """Apply `changes` to the stored row of `row`'s planned airing."""
         with self._session() as session:
-            stored = session.get(Airing, row.id)
-            assert stored is not None
+            stored = self._stored(session, row)
+            if stored is None:
+                raise LookupError(f"no as-run row for {row.channel} {row.slot} {row.planned_at.isoformat()}")
             for key, value in changes.items():
                 setattr(stored, key, value)
-            stored.updated_at = datetime.now(timezone.utc)
+            stored.updated_at = datetime.now(UTC)
             session.add(stored)
             session.commit()
-            session.refresh(stored)
-            return stored
 
-    def recover(self) -> list[Airing]:
-        """After a crash: rows that had started airing become `interrupted` (returned); rows claimed but
-        never started are released, so the restarted daemon airs them late or logs them missed."""
+    def upsert(self, row: Airing, step: RotationStep | None = None) -> None:
+        """Write `row` whole, over its planned airing's row if one exists (a row the database refused
+        earlier, now complete)."""
+        fields = row.model_dump(exclude={"id", "updated_at"})
+        with self._session() as session:
+            stored = self._stored(session, row)
+            if stored is None:
+                self.claim(Airing(**fields), step)
+                return
+            for key, value in fields.items():
+                setattr(stored, key, value)
+            stored.updated_at = datetime.now(UTC)
+            session.add(stored)
+            session.commit()
+
+    @staticmethod
+    def _stored(session: Session, row: Airing) -> Airing | None:
+        return session.exec(select(Airing).where(Airing.channel == row.channel, Airing.slot == row.slot,
+                                                 Airing.planned_at == row.planned_at)).first()
+
+    def recover(self, now: datetime, last_alive: datetime | None) -> list[Airing]:
+        """After a crash, rows still `on-air`: an airing whose instant had come may have gone out, so it
+        becomes `interrupted` (returned), never aired twice; one claimed ahead of an instant still to come
+        is released, so this daemon airs it. The end is taken as when the daemon was last known alive."""
         with self._session() as session:
             rows = list(session.exec(select(Airing).where(Airing.outcome == Outcome.ON_AIR)))
-            for row in [r for r in rows if r.started_at is None]:
-                session.delete(row)
-            rows = [r for r in rows if r.started_at is not None]
+            cut = []
             for row in rows:
+                if row.started_at is None and _utc(row.planned_at) > now:
+                    session.delete(row)
+                    continue
                 row.outcome = Outcome.INTERRUPTED
-                row.error = row.error or "the daemon stopped while this was on air"
-                row.updated_at = datetime.now(timezone.utc)
+                began = _utc(row.started_at or row.planned_at)
+                row.ended_at = max(began, last_alive) if last_alive else began
+                if row.started_at is None:
+                    row.error = "the daemon stopped at this airing's instant: whether it started is unknown"
+                else:
+                    row.error = row.error or "the daemon stopped while this was on air"
+                row.updated_at = datetime.now(UTC)
                 session.add(row)
+                cut.append(row)
             session.commit()
-            return rows
+            return cut
 
-    def handled(self, channel: str, since: datetime) -> set[tuple[str, datetime]]:
-        """(slot, planned_at) of every row of `channel` planned at or after `since`."""
+    def logged_since(self, since: datetime) -> set[tuple[str, str, datetime]]:
+        """(channel, slot, planned instant UTC) of every row planned at or after `since`."""
         with self._session() as session:
-            rows = session.exec(select(Airing.slot, Airing.planned_at)
-                                .where(Airing.channel == channel, Airing.planned_at >= since))
-            return {(slot, _utc(planned)) for slot, planned in rows}
+            rows = session.exec(select(Airing.channel, Airing.slot, Airing.planned_at)
+                                .where(Airing.planned_at >= since))
+            return {(channel, slot, _utc(planned)) for channel, slot, planned in rows}
 
     def history(self, channel: str | None = None, since: datetime | None = None, limit: int = 10_000) -> list[Airing]:
         with self._session() as session:
@@ -175,19 +270,12 @@ class AsRunLog:
                 query = query.where(Airing.channel == channel)
             if since:
                 query = query.where(Airing.planned_at >= since)
-            return list(session.exec(query.order_by(Airing.planned_at, Airing.channel).limit(limit)))
+            return list(session.exec(query.order_by(col(Airing.planned_at), col(Airing.channel)).limit(limit)))
 
-    def rotation(self) -> dict[tuple[str, str], int]:
+    def rotation(self) -> dict[tuple[str, str], RotationState]:
         with self._session() as session:
-            return {(r.channel, r.slot): r.position for r in session.exec(select(RotationPosition))}
-
-    def advance_rotation(self, channel: str, slot: str, used_index: int, length: int) -> None:
-        with self._session() as session:
-            row = session.get(RotationPosition, (channel, slot)) or RotationPosition(channel=channel, slot=slot)
-            row.position = (used_index + 1) % length
-            session.add(row)
-            session.commit()
-
+            return {(r.channel, r.slot): RotationState(r.position, _utc(r.as_of) if r.as_of else None)
+                    for r in session.exec(select(RotationPosition))}
 
     def last_alive(self, name: str = "daemon") -> datetime | None:
         with self._session() as session:
@@ -203,4 +291,4 @@ class AsRunLog:
 
 
 def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel
 
 from anchor.problems import InputError, Problem
 
@@ -70,7 +72,7 @@ class TomlSource:
                 if header.group(1) == "[[":
                     index = array_counts.get(names, 0)
                     array_counts[names] = index + 1
-                    table = names + (index,)
+                    table = (*names, index)
                 else:
                     table = names
                 self.lines.setdefault(table, number)
@@ -113,12 +115,8 @@ def read_text(path: Path) -> str:
         ) from None
 
 
-def _model_at(model: type, location: tuple[str | int, ...]) -> type | None:
+def _model_at(model: type, location: tuple[str | int, ...]) -> type[BaseModel] | None:
     """The pydantic model class that holds the last element of `location`, if we can tell."""
-    from typing import get_args, get_origin
-
-    from pydantic import BaseModel
-
     current: Any = model
     for part in location[:-1]:
         if isinstance(current, type) and issubclass(current, BaseModel) and isinstance(part, str):
@@ -143,7 +141,7 @@ def validation_problems(source: TomlSource, error: Any, model: type,
         kind = item["type"]
         if kind == "extra_forbidden":
             holder = _model_at(model, tuple(item["loc"]))
-            allowed = ", ".join(holder.model_fields) if holder else ""
+            allowed = ", ".join(f.alias or n for n, f in holder.model_fields.items()) if holder else ""
             problems.append(source.problem(location, f"unknown key '{location[-1]}'",
                                            f"allowed keys here: {allowed}" if allowed else "remove it"))
         elif kind == "missing":

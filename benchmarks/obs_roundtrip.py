@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from anchor.outputs.obs_connection import ObsConnection  # noqa: E402
+from anchor.outputs.obs.connection import ObsConnection  # noqa: E402
 from tests.obs_fixture import ObsStudio  # noqa: E402
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from anchor.avatar import DEFAULT_AVATAR, Avatar, ClipReport, load_avatar, render_talking_clip
-from anchor.avatar.clip import CLOSED, HALF, OPEN, Placement, compose_looks, concat_list, layout, mouth_track, read_wav
+from anchor.avatar.clip import CLOSED, HALF, OPEN, Placement, compose_looks, concat_list, layout, mouth_track
 from anchor.avatar.face import MOUTH_FILES
 from anchor.config import load_settings
 from anchor.content import load_script
@@ -24,6 +24,7 @@ from anchor.problems import InputError
 from anchor.program import Program, render_program
 from anchor.speech.cache import ProgramCache
 from anchor.speech.chain import EngineChain
+from anchor.speech.wav import read_wav
 from tests.conftest import Project, script_text, srt_cues
 
 # ~20 s of speech with a 2 s pause in the middle: long enough for several blinks.
@@ -353,7 +354,7 @@ def test_the_default_avatar_ships_and_loads() -> None:
     assert (half != wide).sum() > 300
     alpha = png_pixels(avatar.blink, avatar, "rgba")[..., 3]
     assert 0 < (alpha > 0).mean() < 0.02  # only the eyelids
-    assert len(avatar.digest()) == 64 and avatar.idle is None
+    assert len(avatar.digest) == 64 and avatar.idle is None
 
 
 def test_the_drawing_tool_reproduces_the_default_avatar(tmp_path: Path) -> None:

@@ -14,7 +14,15 @@ import pytest
 
 from tests.conftest import Project
 from tests.daemon_harness import (
-    Daemon, at, channel, final, free_port, rows, setup_site, slot, wait_rows,
+    Daemon,
+    at,
+    channel,
+    final,
+    free_port,
+    rows,
+    setup_site,
+    slot,
+    wait_rows,
 )
 
 
@@ -80,9 +88,9 @@ def test_killed_mid_airing_then_restarted(site: tuple[Project, int]) -> None:
     aired_dir = project.root / "data" / "aired" / "t"
     with Daemon(project) as first:
         deadline = time.monotonic() + 60
-        while not list(aired_dir.rglob("*-long.mp4")) and time.monotonic() < deadline:
+        while not list(aired_dir.rglob(".*-long.mp4.*.part")) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert list(aired_dir.rglob("*-long.mp4")), first.log[-2000:]
+        assert list(aired_dir.rglob(".*-long.mp4.*.part")), first.log[-2000:]  # on air: named when it ends
         time.sleep(1.0)  # well inside the ~20 s program
         first.kill()  # SIGKILL: no chance to log anything
     assert [r.outcome.value for r in rows(project) if r.slot == "long"] == ["on-air"]
@@ -94,8 +102,9 @@ def test_killed_mid_airing_then_restarted(site: tuple[Project, int]) -> None:
     assert len([r for r in found if r.slot == "long"]) == 1
     assert by_slot["long"].outcome.value == "interrupted" and by_slot["long"].started_at is not None
     assert by_slot["after"].outcome.value == "aired"
-    aired = list(aired_dir.rglob("*-long.mp4"))
-    assert len(aired) == 1  # never aired a second time
+    # Never aired a second time, and nothing in the aired folder says the cut airing went out whole.
+    assert list(aired_dir.rglob("*-long.mp4*")) == []
+    assert [p.name.split("-", 1)[1] for p in aired_dir.rglob("*.mp4")] == ["after.mp4"]
 
 
 def test_restart_airs_late_within_grace_and_logs_the_rest_missed(site: tuple[Project, int]) -> None:
@@ -122,40 +131,34 @@ def test_restart_airs_late_within_grace_and_logs_the_rest_missed(site: tuple[Pro
 
 
 def test_catch_up_airs_only_the_latest_missed_airing_of_a_slot(site: tuple[Project, int]) -> None:
-    """A repeating slot that missed several airings while down airs once, not a pile-up."""
-    import asyncio
+    """A repeating slot that missed several airings while down airs once, not a pile-up; what the log
+    already has is left alone, and a slot that says late = "skip" airs none."""
     from datetime import datetime, timezone
-    from zoneinfo import ZoneInfo
 
     from anchor.config import load_settings
-    from anchor.daemon import Daemon as AnchorDaemon
+    from anchor.schedule.catchup import catch_up
     from anchor.schedule.channel import load_channels
+    from anchor.schedule.planner import plan
 
     project, _ = site
-    now = datetime.now(timezone.utc).replace(microsecond=0)
-    local = now.astimezone(ZoneInfo("Asia/Shanghai"))
-    first, last = (local - timedelta(minutes=2)).strftime("%H:%M"), (local + timedelta(minutes=2)).strftime("%H:%M")
-    if first > last:
-        pytest.skip("the four-minute window would cross local midnight; run again in a minute")
-    channel(project, slot("often", f'every = "10s"\nbetween = ["{first}", "{last}"]', grace="5m"))
-    settings = load_settings(project.config)
-
-    async def scenario() -> int:
-        daemon = AnchorDaemon(settings)
-        daemon.channels, _ = load_channels(settings)
-        daemon.station.use_channels(daemon.channels)
-        daemon.asrun.mark_alive(now - timedelta(seconds=35))  # down for 35 s: three or four airings missed
-        await daemon._catch_up(now)
-        spawned = len(daemon.tasks)
-        for task in list(daemon.tasks):
-            task.cancel()
-        await asyncio.gather(*daemon.tasks, return_exceptions=True)
-        return spawned
-
-    spawned = asyncio.run(asyncio.wait_for(scenario(), 60))
-    missed = [r for r in rows(project) if r.slot == "often"]
-    assert spawned == 1  # only the latest airs late
-    assert len(missed) >= 2 and all(r.outcome.value == "missed" and "took its place" in r.error for r in missed)
+    channel(project, slot("often", 'every = "10s"\nbetween = ["09:00", "09:02"]', grace="5m")
+            + slot("skipper", 'every = "10s"\nbetween = ["09:00", "09:02"]', late="skip"))
+    channels, _ = load_channels(load_settings(project.config))
+    down_from = datetime(2026, 12, 4, 1, 0, 0, tzinfo=timezone.utc)  # 09:00 in Shanghai
+    now = down_from + timedelta(seconds=35)
+    while_down = plan(channels, down_from, now)
+    logged = {("t", "often", down_from)}  # the first one was in the log already
+    decided = catch_up(while_down, logged, now)
+    assert [(p.slot, p.planned_at_utc) for p in decided.air_late] == [("often", down_from + timedelta(seconds=30))]
+    missed = [(item.slot, item.planned_at_utc, why) for item, why in decided.missed]
+    assert [(s, t) for s, t, _ in missed if s == "often"] == [("often", down_from + timedelta(seconds=n))
+                                                              for n in (10, 20)]
+    assert all("took its place" in why for s, _, why in missed if s == "often")
+    assert [t for s, t, _ in missed if s == "skipper"] == [down_from + timedelta(seconds=n) for n in (0, 10, 20, 30)]
+    assert "not running at its instant" in missed[-1][2]
+    # Past its grace, even the latest is only logged.
+    late = catch_up(while_down, logged, now + timedelta(minutes=10))
+    assert late.air_late == [] and len(late.missed) == len(while_down) - 1
 
 
 def test_edits_reload_and_a_bad_edit_keeps_the_last_good_schedule(site: tuple[Project, int]) -> None:
@@ -240,9 +243,9 @@ def test_heartbeat_notices_a_wall_clock_step(site: tuple[Project, int], caplog: 
     import logging
 
     from anchor.config import load_settings
-    from anchor.daemon import AIRING_JOB
     from anchor.daemon import Daemon as AnchorDaemon
     from anchor.metrics import CLOCK_JUMPS
+    from anchor.onair.timetable import JOB_PREFIX
     from anchor.schedule.channel import load_channels
 
     project, _ = site
@@ -251,17 +254,18 @@ def test_heartbeat_notices_a_wall_clock_step(site: tuple[Project, int], caplog: 
 
     async def scenario() -> tuple[float, float, list[str]]:
         daemon = AnchorDaemon(settings)
-        daemon.channels, _ = load_channels(settings)
-        daemon.station.use_channels(daemon.channels)
+        channels, _ = load_channels(settings)
+        await daemon._use(channels)
         before = CLOCK_JUMPS._value.get()
-        daemon._clock = (time.time() - 120, time.monotonic() - 5)  # the wall clock moved 115 s more than time did
+        daemon.clock._last = (time.time() - 120, time.monotonic() - 5)  # the wall clock moved 115 s more than time did
         await daemon._heartbeat()
         after_step = CLOCK_JUMPS._value.get() - before
         await daemon._heartbeat()  # a normal beat: no jump
         after_calm = CLOCK_JUMPS._value.get() - before
-        jobs = [j.id for j in daemon.scheduler.get_jobs() if j.id.startswith(AIRING_JOB)]
+        jobs = [j.id for j in daemon.scheduler.get_jobs() if j.id.startswith(JOB_PREFIX)]
         if daemon.prepare_task:
             daemon.prepare_task.cancel()
+            await asyncio.gather(daemon.prepare_task, return_exceptions=True)
         return after_step, after_calm, jobs
 
     with caplog.at_level(logging.WARNING, logger="anchor.daemon"):

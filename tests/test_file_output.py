@@ -27,6 +27,7 @@ from anchor.config import Settings, load_settings
 from anchor.content import load_script
 from anchor.outputs import AiredResult, Cue, OutputError, output_type
 from anchor.outputs.file import FileOutput, FileOutputSettings
+from anchor.preflight import checked_settings
 from anchor.problems import InputError
 from anchor.program import Program, render_program
 from anchor.speech.cache import ProgramCache
@@ -72,6 +73,10 @@ def gray_crop(clip: Path, at: float, crop: str) -> np.ndarray:
     return np.frombuffer(proc.stdout, dtype=np.uint8)
 
 
+def clip_path(output: FileOutput, cue: Cue) -> Path:
+    return asyncio.run(output.clip_path(cue))
+
+
 def run_air(output: FileOutput, cue: Cue) -> AiredResult:
     return asyncio.run(asyncio.wait_for(output.air(cue), cue.program.duration_seconds + 60))
 
@@ -97,7 +102,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
         render_program(script, settings, EngineChain(settings), ProgramCache(settings.cache_dir, 1 << 30)), 120))
     output_class = output_type("file")
     assert output_class is FileOutput
-    output = FileOutput(settings.output_settings("file"), settings.data_dir)
+    output = FileOutput(FileOutput.settings_from(settings), settings.data_dir)
     cue = Cue("ward-3", CHANNEL, "morning", datetime(2025, 3, 2, 7, 5, 9, tzinfo=BEIJING), program)
     asyncio.run(asyncio.wait_for(output.prepare(cue), 120))
     return Rendered(settings, program, output)
@@ -108,7 +113,7 @@ def test_prepare_and_air_write_the_clip_in_the_dated_folder(rendered: Rendered) 
     cue = rendered.cue(datetime(2025, 3, 2, 7, 5, 9, tzinfo=BEIJING))
     result = run_air(rendered.output, cue)
 
-    expected = rendered.settings.data_dir / "aired" / "ward-3" / "2025-03-02" / "070509-morning.mp4"
+    expected = rendered.settings.data_dir / "aired" / "ward-3" / "2025-03-02" / "070509+0800-morning.mp4"
     assert result.detail == {"file": str(expected)}
     assert files_under(rendered.settings.data_dir / "aired") == [expected]
     probe = ffprobe(expected)
@@ -117,7 +122,7 @@ def test_prepare_and_air_write_the_clip_in_the_dated_folder(rendered: Rendered) 
     assert [(s["codec_name"], s["width"], s["height"], s["pix_fmt"]) for s in video] == [("h264", 640, 360, "yuv420p")]
     assert [s["codec_name"] for s in sound] == ["aac"]
     assert "mp4" in probe["format"]["format_name"]
-    audio_seconds = wav_duration(rendered.program.audio_path)
+    audio_seconds = wav_duration(rendered.program.files.wav)
     assert abs(float(probe["format"]["duration"]) - audio_seconds) <= 1 / 25, (probe["format"], audio_seconds)
 
     # The channel was held for the program's length, and the times are aware UTC.
@@ -125,11 +130,11 @@ def test_prepare_and_air_write_the_clip_in_the_dated_folder(rendered: Rendered) 
     held = (result.ended_at - result.started_at).total_seconds()
     assert abs(held - audio_seconds) <= 0.3, (held, audio_seconds)
     # Same file system: the aired file is a hard link to the cached clip, not a second copy.
-    assert expected.stat().st_ino == rendered.output.clip_path(cue).stat().st_ino
+    assert expected.stat().st_ino == clip_path(rendered.output, cue).stat().st_ino
 
 
 def test_the_avatar_speaks_with_subtitles_burned_in(rendered: Rendered) -> None:
-    clip = rendered.output.clip_path(rendered.cue(datetime(2025, 3, 2, 7, 5, 9, tzinfo=BEIJING)))
+    clip = clip_path(rendered.output, rendered.cue(datetime(2025, 3, 2, 7, 5, 9, tzinfo=BEIJING)))
     cues = srt_cues(rendered.program.directory / "program.srt")
     first = (cues[0][0] + cues[0][1]) / 2
     # The middle of the longest stretch without a cue (the script's 2 s pause).
@@ -148,18 +153,24 @@ def test_the_avatar_speaks_with_subtitles_burned_in(rendered: Rendered) -> None:
     for at in (first, silent):
         face = gray_crop(clip, at, "iw/4:ih/4:iw*3/8:ih/4")
         assert abs(face.mean() - background.mean()) > 30
+    # The lower third (channel name and program title, as a viewer of the live room sees them) is on the
+    # left above the subtitles in every frame: white text on a dark band; nothing like it on the right.
+    band, right = "iw*0.45:ih*0.13:0:ih*0.66", "iw*0.2:ih*0.13:iw*0.8:ih*0.66"
+    for at in (first, silent):
+        assert (gray_crop(clip, at, band) > 200).sum() > 300, "no lower-third text"
+        assert (gray_crop(clip, at, right) > 200).sum() == 0
 
 
 def test_prepare_is_cached_and_leaves_no_temporary_files(rendered: Rendered) -> None:
     cue = rendered.cue(datetime(2025, 3, 2, 7, 5, 9, tzinfo=BEIJING))
-    clip = rendered.output.clip_path(cue)
+    clip = clip_path(rendered.output, cue)
     assert clip.parent == rendered.settings.data_dir / "clips"
     assert clip.name.startswith(rendered.program.key + "-") and clip.suffix == ".mp4"
     before, content = clip.stat(), hashlib.sha256(clip.read_bytes()).hexdigest()
     long_ago = time.time() - 86400
     os.utime(clip, (long_ago, long_ago))
     # A new instance (a restarted daemon) finds the clip; a planned instant or slot does not change it.
-    again = FileOutput(rendered.settings.output_settings("file"), rendered.settings.data_dir)
+    again = FileOutput(FileOutput.settings_from(rendered.settings), rendered.settings.data_dir)
     asyncio.run(asyncio.wait_for(again.prepare(rendered.cue(datetime(2025, 3, 3, 9, 0, tzinfo=BEIJING), "noon")), 30))
     after = clip.stat()
     # Not rendered again (same file, same bytes), but marked as just used, so retention keeps it.
@@ -167,20 +178,21 @@ def test_prepare_is_cached_and_leaves_no_temporary_files(rendered: Rendered) -> 
     assert hashlib.sha256(clip.read_bytes()).hexdigest() == content
     assert after.st_mtime > long_ago + 3600
     assert sorted(p.name for p in clip.parent.iterdir()) == [clip.name]  # no temp files or work folders
-    # What shapes the picture shapes the name: another avatar or frame size is another clip; the channel's
-    # name is not in the picture, so it is not in the name.
-    assert again.clip_path(rendered.cue(cue.planned_at, channel_name="另一个频道")) == clip
+    # What shapes the picture shapes the name: another avatar, frame size or channel name (the lower third
+    # shows it) is another clip; the planned instant or slot is not.
+    assert clip_path(again, rendered.cue(cue.planned_at, channel_name="另一个频道")) != clip
+    assert clip_path(again, rendered.cue(cue.planned_at, "evening")) == clip
     other = rendered.settings.data_dir.parent / "other-avatar"
     shutil.copytree(DEFAULT_AVATAR, other)
     (other / "mouth_half.png").write_bytes((DEFAULT_AVATAR / "mouth_open.png").read_bytes())
-    assert again.clip_path(dataclasses.replace(cue, avatar=other)) != clip
+    assert clip_path(again, dataclasses.replace(cue, avatar=other)) != clip
     bigger = FileOutput(FileOutputSettings(width=1280, height=720), rendered.settings.data_dir)
-    assert bigger.clip_path(cue) != clip
+    assert clip_path(bigger, cue) != clip
     elsewhere = FileOutput(FileOutputSettings(folder="archive"), rendered.settings.data_dir)
-    assert elsewhere.clip_path(cue) == clip  # where aired files go does not change the clip
+    assert clip_path(elsewhere, cue) == clip  # where aired files go does not change the clip
 
 
-def test_a_cancelled_airing_leaves_a_complete_file_or_none(rendered: Rendered) -> None:
+def test_a_cancelled_airing_leaves_no_file_that_looks_aired(rendered: Rendered) -> None:
     cue = rendered.cue(datetime(2025, 3, 4, 18, 30, tzinfo=BEIJING), "evening")
     day = rendered.settings.data_dir / "aired" / "ward-3" / "2025-03-04"
 
@@ -195,11 +207,7 @@ def test_a_cancelled_airing_leaves_a_complete_file_or_none(rendered: Rendered) -
     task, latency = asyncio.run(asyncio.wait_for(cut(), 30))
     assert task.done() and task.cancelled()  # CancelledError propagated, not swallowed or turned into an error
     assert latency < 1.0
-    found = files_under(day)
-    assert [p.name for p in found] in ([], ["183000-evening.mp4"])
-    for path in found:
-        probe = ffprobe(path)
-        assert abs(float(probe["format"]["duration"]) - rendered.program.duration_seconds) <= 1 / 25
+    assert files_under(day) == []  # neither the mp4 nor a part of it: the as-run log says interrupted
 
 
 def _no_hard_links(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -215,11 +223,11 @@ def test_a_copy_cancelled_midway_leaves_nothing(rendered: Rendered, monkeypatch:
     real_copy = file_output._copy
     copying, finished = threading.Event(), threading.Event()
 
-    def held_copy(src: Path, partial: Path, dest: Path, stop: threading.Event) -> None:
+    def held_copy(src: Path, partial: Path, stop: threading.Event) -> None:
         try:
             copying.set()
             stop.wait(10)  # hold the copy mid-way until the airing is cut
-            real_copy(src, partial, dest, stop)
+            real_copy(src, partial, stop)
         finally:
             finished.set()
 
@@ -243,13 +251,13 @@ def test_a_copy_cancelled_midway_leaves_nothing(rendered: Rendered, monkeypatch:
 def test_air_without_prepare_renders_late_and_copies_across_file_systems(
         rendered: Rendered, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _no_hard_links(monkeypatch)
-    output = FileOutput(rendered.settings.output_settings("file"), tmp_path / "fresh")
+    output = FileOutput(FileOutput.settings_from(rendered.settings), tmp_path / "fresh")
     cue = rendered.cue(datetime(2025, 12, 31, 23, 59, 30, tzinfo=BEIJING), "new-year")
     result = run_air(output, cue)
 
     aired = Path(result.detail["file"])
-    assert aired == tmp_path / "fresh" / "aired" / "ward-3" / "2025-12-31" / "235930-new-year.mp4"
-    clip = output.clip_path(cue)
+    assert aired == tmp_path / "fresh" / "aired" / "ward-3" / "2025-12-31" / "235930+0800-new-year.mp4"
+    clip = clip_path(output, cue)
     assert clip.is_file() and aired.stat().st_ino != clip.stat().st_ino
     assert aired.read_bytes() == clip.read_bytes()
     assert files_under(tmp_path / "fresh" / "aired") == [aired]  # no .part left behind
@@ -268,7 +276,7 @@ def test_a_missing_font_is_a_clear_error(rendered: Rendered, tmp_path: Path) -> 
 def test_bad_settings_are_clear_errors_naming_the_line(project: Project) -> None:
     project.write_config(extra='\n[outputs.file]\nwidth = 641\nbackground = "blue"\n')
     with pytest.raises(InputError) as caught:
-        load_settings(project.config)
+        checked_settings(load_settings(project.config))  # what every command and the daemon load
     message = str(caught.value)
     lines = project.config.read_text().splitlines()
     width_line = lines.index("width = 641") + 1
@@ -296,8 +304,8 @@ def test_old_aired_days_and_unused_clips_expire(rendered: Rendered, tmp_path: Pa
     for day in (old_day, recent_day):
         day.mkdir(parents=True)
         (day / "090000-morning.mp4").write_bytes(b"x")
-    output.clips_dir.mkdir(parents=True)
-    stale, used = output.clips_dir / "stale.mp4", output.clips_dir / "used.mp4"
+    output.clips.folder.mkdir(parents=True)
+    stale, used = output.clips.folder / "stale.mp4", output.clips.folder / "used.mp4"
     stale.write_bytes(b"x")
     used.write_bytes(b"x")
     long_ago = (now - timedelta(days=40)).timestamp()

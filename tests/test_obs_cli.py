@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
-from anchor.config import load_settings
-from anchor.outputs.obs import ObsOutput, scene_name
-from anchor.outputs.obs_connection import ObsConnection
+from anchor.config import OutputRef, load_settings
+from anchor.outputs.obs import ObsOutput
+from anchor.outputs.obs.connection import ObsConnection
+from anchor.outputs.obs.scene import scene_name
 from tests.conftest import Project, no_traceback, script_text
 from tests.obs_fixture import ObsStudio
 
@@ -103,17 +104,17 @@ def test_poller_feeds_metrics_that_promtool_accepts(site: Project, obs: ObsStudi
     settings = load_settings(site.config)
 
     async def scenario() -> bool:
-        output = ObsOutput.create(settings, "studio", connect_timeout=2.0)
+        output = ObsOutput.create(settings, OutputRef("obs", "studio"), connect_timeout=2.0)
         try:
-            await output._start()  # the poller starts with the connection
-            assert output._poller is not None
+            await output.start()  # the poller starts with the connection
+            assert output.stats._task is not None
             await output.conn.wait_connected(10)
-            polled = await output.poll_stats()
+            polled = await output.stats.poll()
             await output.setup(CHANNEL, None, 5)  # registers the channel → anchor_channel_obs_info
             return polled
         finally:
             await output.close()
-            assert output._poller is None
+            assert output.stats._task is None
 
     polled = run(scenario())
     assert polled
@@ -133,11 +134,11 @@ def test_connected_gauge_is_1_while_connected(site: Project, obs: ObsStudio) -> 
     settings = load_settings(site.config)
 
     async def scenario() -> str:
-        output = ObsOutput.create(settings, "studio", connect_timeout=2.0)
+        output = ObsOutput.create(settings, OutputRef("obs", "studio"), connect_timeout=2.0)
         try:
-            await output._start()
+            await output.start()
             await output.conn.wait_connected(10)
-            assert await output.poll_stats()
+            assert await output.stats.poll()
             return generate_latest().decode()
         finally:
             await output.close()

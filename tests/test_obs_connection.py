@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from anchor.outputs.obs_connection import (ObsConnection, ObsRequestError, ObsUnavailable, backoff_delays,
-                                           password_env_name, password_for)
+from anchor.credentials import env_name, find_secret
+from anchor.outputs.obs.connection import PASSWORD, ObsConnection, backoff_delays
+from anchor.outputs.obs.errors import ObsRequestError, ObsUnavailable
 from tests.obs_fixture import ObsStudio, require_obs
 
-LOGGER = "anchor.outputs.obs_connection"
+LOGGER = "anchor.outputs.obs.connection"
 
 
 def run(coro: Awaitable[Any], timeout: float = 60) -> Any:
@@ -417,31 +418,31 @@ def test_close_while_connecting_to_a_frozen_obs(own_obs: ObsStudio) -> None:
 
 def test_password_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
-    assert password_env_name("studio-2.main") == "ANCHOR_OBS_PASSWORD_STUDIO_2_MAIN"
+    assert env_name(PASSWORD, "studio-2.main") == "ANCHOR_OBS_PASSWORD_STUDIO_2_MAIN"
     monkeypatch.delenv("ANCHOR_OBS_PASSWORD_STUDIO_2_MAIN", raising=False)
-    assert password_for("studio-2.main") is None
+    assert find_secret(PASSWORD, "studio-2.main") is None
     monkeypatch.setenv("ANCHOR_OBS_PASSWORD_STUDIO_2_MAIN", "s3cret with spaces ")
-    assert password_for("studio-2.main") == "s3cret with spaces "
+    assert find_secret(PASSWORD, "studio-2.main") == "s3cret with spaces "
     # The environment wins over a credentials file.
     (tmp_path / "obs-password-studio-2.main").write_text("from-file\n")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
-    assert password_for("studio-2.main") == "s3cret with spaces "
+    assert find_secret(PASSWORD, "studio-2.main") == "s3cret with spaces "
     monkeypatch.setenv("ANCHOR_OBS_PASSWORD_STUDIO_2_MAIN", "")  # empty counts as not set
-    assert password_for("studio-2.main") == "from-file"
+    assert find_secret(PASSWORD, "studio-2.main") == "from-file"
 
 
 def test_password_from_credentials_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("ANCHOR_OBS_PASSWORD_HALL", "ANCHOR_OBS_PASSWORD_LOBBY", "ANCHOR_OBS_PASSWORD____X"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))  # systemd LoadCredential=
-    assert password_for("hall") is None
+    assert find_secret(PASSWORD, "hall") is None
     (tmp_path / "obs-password").write_text("shared\n")
     (tmp_path / "obs-password-hall").write_text("hall-secret\r\n")
-    assert password_for("hall") == "hall-secret"
-    assert password_for("lobby") == "shared"  # the plain file is the fallback
-    assert password_for("../x") == "shared"  # a name never becomes a path
+    assert find_secret(PASSWORD, "hall") == "hall-secret"
+    assert find_secret(PASSWORD, "lobby") == "shared"  # the plain file is the fallback
+    assert find_secret(PASSWORD, "../x") == "shared"  # a name never becomes a path
     (tmp_path / "obs-password-lobby").write_text("")
-    assert password_for("lobby") == "shared"  # empty counts as absent
+    assert find_secret(PASSWORD, "lobby") == "shared"  # empty counts as absent
 
 
 # -- backoff ---------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-
 from tests.conftest import Project
 from tests.daemon_harness import Daemon, at, channel, final, free_port, setup_site, slot, wait_rows
 from tests.obs_fixture import ObsStudio

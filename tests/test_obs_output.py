@@ -20,13 +20,14 @@ import pytest
 from pydantic import ValidationError
 
 from anchor.avatar import DEFAULT_AVATAR
-from anchor.config import ObsSettings, Settings, load_settings
+from anchor.config import ObsSettings, OutputRef, Settings, load_settings
 from anchor.content import load_script
 from anchor.outputs import AiringInterrupted, Cue, OutputError, OutputUnavailable, output_type
-from anchor.outputs.obs import ObsOutput, ObsOutputSettings, parse_srt
+from anchor.outputs.obs import ObsOutput, ObsOutputSettings
 from anchor.program import Program, render_program
 from anchor.speech.cache import ProgramCache
 from anchor.speech.chain import EngineChain
+from anchor.speech.subtitles import Caption, parse_srt
 from tests.conftest import Project, ebur128, script_text, srt_cues
 from tests.obs_fixture import SCENE, ObsStudio, free_port
 
@@ -47,7 +48,7 @@ class Studio:
     program: Program
 
     def output(self, settings: Settings | None = None) -> ObsOutput:
-        return ObsOutput.create(settings or self.settings, "studio", **TEST_OPTIONS)
+        return ObsOutput.create(settings or self.settings, OutputRef("obs", "studio"), **TEST_OPTIONS)
 
     def cue(self, ahead: float = 0.0, grace: float = 10.0, channel: str = CHANNEL) -> Cue:
         now = datetime.now(timezone.utc)
@@ -115,9 +116,9 @@ def test_settings_refuse_a_password_and_create_needs_the_obs_table(studio: Studi
     with pytest.raises(ValidationError, match="ANCHOR_OBS_PASSWORD_"):
         ObsOutputSettings.model_validate({"password": "secret"})
     with pytest.raises(OutputError, match=r"no \[obs.elsewhere\] table"):
-        ObsOutput.create(studio.settings, "elsewhere")
+        ObsOutput.create(studio.settings, OutputRef("obs", "elsewhere"))
     assert parse_srt("1\n00:00:01,500 --> 00:00:02,000\n你好\n\n2\n00:00:02,100 --> 00:00:03,000\n再见\n") == [
-        (1.5, 2.0, "你好"), (2.1, 3.0, "再见")]
+        Caption(1.5, 2.0, "你好"), Caption(2.1, 3.0, "再见")]
 
 
 # -- (a) provisioning -------------------------------------------------------------------------------------
@@ -140,13 +141,13 @@ def test_provisioning_is_idempotent_and_touches_nothing_else(studio: Studio) -> 
             assert scene == f"anchor·{CHANNEL}"
             prefix = f"anchor·{CHANNEL}·"
             assert [name for name, _, _ in first["items"][scene]] == [
-                prefix + role for role in ("background", "idle", "program", "subtitle", "title")]
+                prefix + role for role in ("background", "idle", "program", "band", "name", "title", "subtitle")]
             # Everything that was there is still there, the same.
             assert set(before["scenes"]) <= set(first["scenes"])
             assert set(before["inputs"]) <= set(first["inputs"])
             assert first["items"][SCENE] == before["items"][SCENE]
             assert {name for name, _ in first["inputs"]} - {name for name, _ in before["inputs"]} == {
-                prefix + role for role in ("background", "idle", "program", "subtitle", "title")}
+                prefix + role for role in ("background", "idle", "program", "band", "name", "title", "subtitle")}
             settings = await output.conn.call("GetInputSettings", inputName="Someone's colour")
             assert settings["inputSettings"]["color"] == 0xFF00FF00
             await output.conn.call("RemoveInput", inputName="Someone's colour")
@@ -198,7 +199,9 @@ def test_air_records_speech_the_avatar_moves_and_subtitles_follow_the_cues(studi
                 items = (await output.conn.call("GetSceneItemList", sceneName=scene))["sceneItems"]
                 after[role] = [i["sceneItemEnabled"] for i in items if i["sourceName"] == f"{scene}·{role}"]
             after["subtitle"] = (await output.conn.call("GetInputSettings", inputName=subtitle))["inputSettings"].get("text")
-            after["title"] = (await output.conn.call("GetInputSettings", inputName=f"{scene}·title"))["inputSettings"].get("text")
+            for role in ("title", "name"):
+                settings = await output.conn.call("GetInputSettings", inputName=f"{scene}·{role}")
+                after[role] = settings["inputSettings"].get("text")
             after["program scene"] = (await output.conn.call("GetCurrentProgramScene"))["currentProgramSceneName"]
             return dict(result=result, took=took, seen=seen, shots=shots, recording=stopped.get("outputPath"),
                         lateness=output.last_start_lateness, after=after)
@@ -232,8 +235,8 @@ def test_air_records_speech_the_avatar_moves_and_subtitles_follow_the_cues(studi
     print(f"mouth region {box}: largest mean difference between {len(crops)} screenshots {max(differences):.1f}")
     assert max(differences) > 3.0, f"the mouth region did not change: {max(differences):.2f}"
 
-    # Back to idle afterwards: idle shown, program hidden, subtitles cleared, the title kept.
-    assert out["after"] == {"idle": [True], "program": [False], "subtitle": "", "title": TITLE,
+    # Back to idle afterwards: idle shown, program hidden, subtitles cleared, the lower third kept.
+    assert out["after"] == {"idle": [True], "program": [False], "subtitle": "", "title": TITLE, "name": "健康频道",
                             "program scene": f"anchor·{CHANNEL}"}
 
 
@@ -278,7 +281,7 @@ def test_obs_not_running_is_unavailable_by_the_deadline(studio: Studio) -> None:
     nowhere = studio.settings.model_copy(update={"obs": {"studio": ObsSettings(host="127.0.0.1", port=free_port())}})
 
     async def scenario() -> float:
-        output = ObsOutput.create(nowhere, "studio", **TEST_OPTIONS)
+        output = ObsOutput.create(nowhere, OutputRef("obs", "studio"), **TEST_OPTIONS)
         try:
             began = time.monotonic()
             with pytest.raises(OutputUnavailable, match="not connected"):

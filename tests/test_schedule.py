@@ -13,7 +13,7 @@ from anchor.config import load_settings
 from anchor.problems import InputError
 from anchor.schedule.channel import load_channels
 from anchor.schedule.planner import plan
-from anchor.store import AsRunLog, open_engine
+from anchor.store import Airing, AsRunLog, Outcome, RotationStep, open_engine
 from tests.conftest import Project, no_traceback, script_text
 
 UTC = timezone.utc
@@ -159,15 +159,47 @@ def test_rotation_order_survives_a_restart(site: Project) -> None:
                             '[[slot]]\nname = "r"\ncron = "0 * * * *"\nrotate = ["a.md", "b.md", "c.md"]\n')
     start = datetime(2026, 12, 1, tzinfo=UTC)
     assert [p.script for p in planned(site, start, 4)] == ["a.md", "b.md", "c.md", "a.md"]
-    # Two airings happen and are recorded; a new process (new engine on the same file) picks up after them.
+    # The 01:00 airing is claimed (entry 1, b.md); a new process (a new engine on the same file) picks up after it.
     url = f"sqlite:///{site.root / 'data' / 'anchor.db'}"
-    AsRunLog(open_engine(url)).advance_rotation("c", "r", used_index=1, length=3)
+    one = start + timedelta(hours=1)
+    row = Airing(channel="c", slot="r", planned_at=one, outcome=Outcome.ON_AIR, script="b.md")
+    assert AsRunLog(open_engine(url)).claim(row, RotationStep(index=1, length=3, instant=one))
     rotation = AsRunLog(open_engine(url)).rotation()
-    assert [p.script for p in planned(site, start, 4, rotation)] == ["c.md", "a.md", "b.md", "c.md"]
-    # `anchor plan` (from now) reads the same position from the as-run log.
-    result = site.run("plan", "--hours", "2", "--json")
+    assert [p.script for p in planned(site, start + timedelta(hours=2), 4, rotation)] == ["c.md", "a.md", "b.md", "c.md"]
+    # A plan that starts before the claim (shown while it is on air) names what aired and what will.
+    assert [p.script for p in planned(site, start, 4, rotation)] == ["a.md", "b.md", "c.md", "a.md"]
+    # Every later instant takes the next entry whether it airs or not: a plan made days later, or after a
+    # restart, names the same scripts as one made now.
+    later = start + timedelta(days=3, hours=2)
+    assert [p.script for p in planned(site, later, 2, rotation)] == ["c.md", "a.md"]  # 72 hours = 24 turns
+
+
+def test_the_plan_names_what_airs_through_claims_and_restarts(site: Project) -> None:
+    """Over a simulated day of hourly rotations with claims, missed airings and restarts, the plan made at
+    any moment names, for every later airing, the script the daemon then claims."""
+    channel_file(site, "c", '[channel]\nid = "c"\ntimezone = "Asia/Shanghai"\n\n'
+                            '[[slot]]\nname = "r"\ncron = "0 * * * *"\nrotate = ["a.md", "b.md", "c.md"]\n')
+    url = f"sqlite:///{site.root / 'data' / 'anchor.db'}"
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    predicted: dict[datetime, str] = {}
+    aired: dict[datetime, str] = {}
+    for hour in range(24):
+        now = start + timedelta(hours=hour, minutes=30)
+        log = AsRunLog(open_engine(url))  # every hour a fresh process, as after a restart
+        for item in planned(site, now, 30, log.rotation()):
+            assert predicted.setdefault(item.planned_at_utc, item.script) == item.script, item
+        if hour % 5 == 4:
+            continue  # the daemon was down: this hour's airing is missed, nothing claimed
+        item = planned(site, now, 1, log.rotation())[0]  # what the daemon airs next
+        row = Airing(channel="c", slot="r", planned_at=item.planned_at_utc, outcome=Outcome.ON_AIR, script=item.script)
+        log.claim(row, RotationStep(item.rotation_index, item.rotation_length, item.planned_at_utc))
+        aired[item.planned_at_utc] = item.script
+    assert len(aired) >= 19 and all(predicted[t] == script for t, script in aired.items())
+    # `anchor plan` reads the same state from the as-run log.
+    result = site.run("plan", "--from", (start + timedelta(hours=24, minutes=30)).isoformat(), "--hours", "2", "--json")
     assert result.returncode == 0, result.stderr
-    assert [row["script"] for row in json.loads(result.stdout)][:2] == ["c.md", "a.md"]
+    shown = {datetime.fromisoformat(r["planned_at_utc"]): r["script"] for r in json.loads(result.stdout)}
+    assert shown == {t: s for t, s in predicted.items() if t in shown} and len(shown) == 2
 
 
 def test_plan_json_carries_offsets(site: Project) -> None:

@@ -6,7 +6,9 @@ import csv
 import io
 from datetime import datetime, timezone
 
-from anchor.store import Airing, AsRunLog, Outcome, open_engine
+import pytest
+
+from anchor.store import Airing, AsRunLog, Outcome, RotationState, RotationStep, open_engine
 from tests.conftest import Project
 from tests.daemon_harness import Daemon, at, channel, final, free_port, setup_site, slot, wait_rows
 
@@ -19,10 +21,26 @@ def test_one_row_per_planned_airing_on_postgres(postgres: str) -> None:
         return Airing(channel="c", slot="s", planned_at=planned, outcome=Outcome.ON_AIR, script="a.md")
 
     first = row()
-    assert log.claim(first) and not log.claim(row())  # a second process would be refused
-    log.finish(first, outcome=Outcome.AIRED, started_at=planned)
+    step = RotationStep(index=2, length=3, instant=planned)
+    assert log.claim(first, step) and not log.claim(row(), step)  # a second process would be refused
+    assert log.rotation() == {("c", "s"): RotationState(0, planned)}  # moved past entry 2, in the same transaction
+    log.finish(first, {"outcome": Outcome.AIRED, "started_at": planned})
     (stored,) = log.history()
     assert stored.outcome == Outcome.AIRED and stored.planned_at == planned
+    # A row the database refused earlier is written whole later, over the claim if there was one.
+    later = Airing(channel="c", slot="s", planned_at=planned, outcome=Outcome.INTERRUPTED, script="a.md",
+                   started_at=planned, ended_at=planned, error="cut")
+    log.upsert(later)
+    (stored,) = log.history()
+    assert (stored.outcome, stored.error) == (Outcome.INTERRUPTED, "cut")
+    # After a crash: a row whose instant had come is interrupted (never aired twice), one still ahead released.
+    ahead = Airing(channel="c", slot="s", planned_at=planned.replace(hour=5), outcome=Outcome.ON_AIR, script="a.md")
+    came = Airing(channel="c", slot="s", planned_at=planned.replace(hour=3), outcome=Outcome.ON_AIR, script="a.md")
+    assert log.claim(ahead) and log.claim(came)
+    cut = log.recover(now=planned.replace(hour=4), last_alive=planned.replace(hour=3, minute=30))
+    assert [(r.planned_at, r.outcome) for r in cut] == [(came.planned_at, Outcome.INTERRUPTED)]
+    assert cut[0].ended_at == planned.replace(hour=3, minute=30) and "unknown" in cut[0].error
+    assert [r.planned_at.hour for r in log.history()] == [2, 3]
 
 
 def test_daemon_logs_to_postgres_and_history_reads_it(project: Project, postgres: str) -> None:
@@ -44,3 +62,14 @@ def test_unreachable_database_is_a_clear_error(project: Project) -> None:
     result = project.run("history")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "cannot open the as-run log at postgresql+psycopg://anchor@127.0.0.1" in result.stderr
+
+
+def test_a_database_url_anchor_cannot_use_is_a_clear_error(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    setup_site(project, free_port())
+    for url, words in (("postgres//no-colon", "is not a URL"), ("mysql://u@127.0.0.1/db", "SQLite or PostgreSQL"),
+                       ("postgresql+nosuchdriver://u:secret@127.0.0.1/db", "no driver")):
+        monkeypatch.setenv("ANCHOR_DATABASE_URL", url)
+        result = project.run("history")
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr and words in result.stderr and "secret" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr

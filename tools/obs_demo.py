@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from anchor.outputs.obs_connection import ObsConnection  # noqa: E402
+from anchor.outputs.obs.connection import ObsConnection  # noqa: E402
 from anchor.store import AsRunLog, open_engine  # noqa: E402
 from tests.obs_fixture import ObsStudio  # noqa: E402
 

@@ -1,4 +1,5 @@
-"""The talking avatar: a folder of face frames (face.py) cut into a clip driven by the program audio (clip.py)."""
+"""The talking avatar: a folder of face frames (face.py) cut into a clip driven by the program audio (clip.py),
+kept in the one clip cache every output shares (clips.py)."""
 
 from __future__ import annotations
 

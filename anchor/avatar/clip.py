@@ -16,7 +16,6 @@ import os
 import shutil
 import tempfile
 import time
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,10 @@ import numpy as np
 
 from anchor.avatar.face import Avatar
 from anchor.speech import audio
-from anchor.video import fsync, subtitle_style
+from anchor.speech.program_files import ProgramFiles
+from anchor.speech.sentences import width as text_width
+from anchor.speech.subtitles import read_srt
+from anchor.speech.wav import WavError, WavReader
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,6 @@ FIRST_BLINK_SECONDS = (0.5, 2.5)
 DOUBLE_BLINK_CHANCE = 0.15
 DOUBLE_BLINK_GAP_SECONDS = 0.25
 WORK_PREFIX = ".avatar-"
-CLIPS_FOLDER = "clips"  # under data_dir: every output's rendered clips
 # Bump when a change here would change the pictures: cached clips then stop matching.
 CLIP_VERSION = 2
 
@@ -94,47 +95,6 @@ def layout(avatar: Avatar, width: int, height: int) -> Placement:
 # -- the per-frame plan (pure numpy) --------------------------------------------------------------------
 
 
-class _Wav:
-    """A 16-bit PCM WAV opened for reading, with errors that name the file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            self._file = wave.open(str(path), "rb")
-        except (wave.Error, EOFError) as exc:
-            raise ClipError(f"{path}: not a readable WAV file ({exc})") from exc
-        except OSError as exc:
-            raise ClipError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        if self._file.getsampwidth() != 2:
-            self._file.close()
-            raise ClipError(f"{path}: expected 16-bit PCM, found {8 * self._file.getsampwidth()}-bit")
-        self.rate = self._file.getframerate()
-        self.channels = self._file.getnchannels()
-        self.samples = self._file.getnframes()
-
-    def read(self, count: int) -> np.ndarray:
-        """The next `count` samples (fewer at the end), channels averaged to mono."""
-        try:
-            data = np.frombuffer(self._file.readframes(count), dtype="<i2")
-        except (wave.Error, EOFError, OSError) as exc:
-            raise ClipError(f"cannot read {self.path}: {exc}") from exc
-        if self.channels > 1:
-            data = data[:len(data) // self.channels * self.channels].reshape(-1, self.channels).mean(axis=1)
-        return data
-
-    def __enter__(self) -> "_Wav":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._file.close()
-
-
-def read_wav(path: Path) -> tuple[np.ndarray, int]:
-    """All samples as 16-bit mono (channels averaged), and the sample rate."""
-    with _Wav(path) as wav:
-        return wav.read(wav.samples).astype(np.int16), wav.rate
-
-
 def frame_count(samples: int, rate: int, fps: int) -> int:
     """Whole frames nearest the audio's length (within half a frame)."""
     return max(1, round(samples * fps / rate))
@@ -163,7 +123,7 @@ def frame_levels_db(samples: np.ndarray, rate: int, fps: int, frames: int) -> np
 def wav_levels_db(path: Path, fps: int) -> tuple[np.ndarray, float]:
     """frame_levels_db of a WAV file read in chunks (memory stays small for hour-long programs), and its
     length in seconds."""
-    with _Wav(path) as wav:
+    with WavReader(path) as wav:
         frames = frame_count(wav.samples, wav.rate, fps)
         bounds = _frame_bounds(wav.rate, fps, frames)
         levels = np.empty(frames)
@@ -265,22 +225,99 @@ def concat_list(looks: np.ndarray, fps: int) -> tuple[str, int]:
     starts = np.concatenate([[0], change]).astype(np.int64)
     ends = np.concatenate([change, [len(looks)]]).astype(np.int64)
     lines = ["ffconcat version 1.0"]
-    for start, end in zip(starts, ends):
+    for start, end in zip(starts, ends, strict=False):
         micros = round(int(end) * 1_000_000 / fps) - round(int(start) * 1_000_000 / fps)
         lines += [f"file {look_name(int(looks[start]))}", f"duration {micros // 1_000_000}.{micros % 1_000_000:06d}"]
     lines += [f"file {look_name(int(looks[-1]))}"]
     return "\n".join(lines) + "\n", len(starts)
 
 
+# ffmpeg turns SRT into ASS with PlayResY 288: FontSize and MarginV are in those units, scaled to the frame.
+ASS_PLAY_RES_Y = 288
+# A CJK character's advance per ASS FontSize unit (measured for WenQuanYi Micro Hei; CJK fonts are alike).
+ASS_EM_PER_SIZE = 0.85
+
+
+def subtitle_style(srt: Path, width: int, height: int, font: str) -> str | None:
+    """ASS overrides for burning `srt` in: the font, a size for the frame, a bottom margin; None if empty.
+
+    Characters are ~6% of the frame height, smaller if the widest line would not fit 90% of the width
+    (a portrait frame); the ASS units are converted back from pixels.
+    """
+    lines = [line for caption in read_srt(srt) for line in caption.text.splitlines() if line.strip()]
+    if not lines:
+        return None
+    widest = max(text_width(t) for t in lines)
+    char_px = min(0.06 * height, 0.9 * width / max(widest, 1.0))
+    size = max(4.0, char_px / ASS_EM_PER_SIZE / (height / ASS_PLAY_RES_Y))
+    margin = round(0.06 * ASS_PLAY_RES_Y)
+    return (f"FontName={font},FontSize={size:.1f},MarginV={margin},PrimaryColour=&H00FFFFFF,"
+            "OutlineColour=&H80000000,BorderStyle=1,Outline=1.2,Shadow=0")
+
+
+def fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 # -- ffmpeg ---------------------------------------------------------------------------------------------
 
 
-async def compose_looks(avatar: Avatar, width: int, height: int, background: str, fps: int, work: Path) -> list[Path]:
+@dataclass(frozen=True)
+class Band:
+    """Where the lower third's band and its two lines go, in pixels, for a frame size and its texts."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    name_size: int
+    title_size: int
+
+    @classmethod
+    def layout(cls, width: int, height: int, name: str, title: str) -> Band:
+        # Left-aligned over the presenter's shoulder, above the subtitles, as news lower thirds sit.
+        inner = 0.62 * width
+        title_size = max(8, round(min(0.05 * height, inner / max(text_width(title), 1.0))))
+        name_size = max(8, round(min(0.034 * height, inner / max(text_width(name), 1.0))))
+        band_h = round(title_size * 1.35 + name_size * 1.5)
+        band_w = round(min(0.8 * width, max(text_width(title) * title_size, text_width(name) * name_size)
+                           + 0.08 * width))
+        return cls(x=0, y=round(0.80 * height) - band_h, width=band_w, height=band_h, name_size=name_size,
+                   title_size=title_size)
+
+
+def _with_lower_third(look: ffmpeg.nodes.FilterableStream, band: Band, name_file: Path, title_file: Path,
+                      font: str) -> ffmpeg.nodes.FilterableStream:
+    margin = round(0.03 * band.height + band.height * 0.08)
+    left = band.x + round(band.name_size * 0.9)
+    # The texts come from files: no escaping of what an institution writes into filter syntax.
+    return (look
+            .drawbox(band.x, band.y, band.width, band.height, color="black@0.55", thickness="fill")
+            .drawbox(band.x, band.y, max(2, band.name_size // 4), band.height, color="0xe63946", thickness="fill")
+            .drawtext(textfile=str(name_file), font=font, fontsize=band.name_size, fontcolor="0xf1faee",
+                      x=left, y=band.y + margin, expansion="none")
+            .drawtext(textfile=str(title_file), font=font, fontsize=band.title_size, fontcolor="white",
+                      x=left, y=band.y + margin + round(band.name_size * 1.3), expansion="none"))
+
+
+async def compose_looks(avatar: Avatar, width: int, height: int, background: str, fps: int, work: Path,
+                        lower_third: tuple[str, str] | None = None, font: str = "WenQuanYi Micro Hei") -> list[Path]:
     """The six looks as one-frame yuv420p Y4M files at width×height on the background, with a 1/fps time
-    base; index = mouth + 3 × eyes closed."""
+    base; index = mouth + 3 × eyes closed. A lower third (name, title) is drawn into every look: it never
+    changes during a clip, so it costs nothing per frame."""
     place = layout(avatar, width, height)
     backdrop = ffmpeg.input(f"color=c={background}:s={width}x{height}:r={fps}:d=1", f="lavfi").split()
     lids = ffmpeg.input(str(avatar.blink.resolve())).split()
+    band: Band | None = None
+    if lower_third is not None:
+        name, title = (" ".join(text.split()) for text in lower_third)
+        band = Band.layout(width, height, name, title)
+        (work / "name.txt").write_text(name, encoding="utf-8")
+        (work / "title.txt").write_text(title, encoding="utf-8")
     outputs, paths = [], []
     for mouth, frame in enumerate(avatar.mouths):
         face = ffmpeg.input(str(frame.resolve())).split()
@@ -290,6 +327,8 @@ async def compose_looks(avatar: Avatar, width: int, height: int, background: str
             scaled = look.filter("scale", place.width, place.height, flags="lanczos")
             # Convert to yuv420p once here instead of once per video frame.
             composed = backdrop[mouth * 2 + eyes].overlay(scaled, x=place.x, y=place.y, format="rgb")
+            if band is not None:
+                composed = _with_lower_third(composed, band, work / "name.txt", work / "title.txt", font)
             path = work / look_name(mouth + 3 * eyes)
             outputs.append(composed.output(str(path), f="yuv4mpegpipe", vframes=1, pix_fmt="yuv420p", r=fps))
             paths.append(path)
@@ -317,8 +356,10 @@ def _encode_command(listing: Path, wav: Path, srt: Path | None, style: str | Non
 
 async def render_talking_clip(program_dir: Path, avatar: Avatar, out: Path, *, width: int = 640, height: int = 360,
                               fps: int = 25, background: str = "0x1d3557", subtitles: bool = True,
-                              font: str = "WenQuanYi Micro Hei", seed: int = 0) -> ClipReport:
-    """Render program_dir's program.wav (and program.srt, burned in when `subtitles`) as a talking clip.
+                              font: str = "WenQuanYi Micro Hei", seed: int = 0,
+                              lower_third: tuple[str, str] | None = None) -> ClipReport:
+    """Render program_dir's program.wav (and program.srt, burned in when `subtitles`) as a talking clip,
+    with a lower third (name, title) when given.
 
     The mp4 (H.264 + AAC, faststart) lasts as long as the audio, to within one frame, and appears at `out`
     complete or not at all. The same inputs and seed give the same bytes. Raises ClipError.
@@ -328,10 +369,14 @@ async def render_talking_clip(program_dir: Path, avatar: Avatar, out: Path, *, w
     if not 1 <= fps <= 120:
         raise ValueError(f"fps {fps} is outside 1–120")
     started = time.perf_counter()
-    wav, srt = program_dir / "program.wav", program_dir / "program.srt"
+    files = ProgramFiles(program_dir)
+    wav, srt = files.wav, files.srt
     if not wav.is_file():
         raise ClipError(f"no program audio at {wav}")
-    plan = await asyncio.to_thread(plan_frames, wav, fps, seed)
+    try:
+        plan = await asyncio.to_thread(plan_frames, wav, fps, seed)
+    except WavError as exc:
+        raise ClipError(str(exc)) from exc
     listing_text, runs = await asyncio.to_thread(concat_list, plan.looks, fps)
     style = None
     if subtitles and srt.is_file():
@@ -344,7 +389,7 @@ async def render_talking_clip(program_dir: Path, avatar: Avatar, out: Path, *, w
     except OSError as exc:
         raise ClipError(f"cannot write in {out.parent}: {exc.strerror or exc}") from exc
     try:
-        await compose_looks(avatar, width, height, background, fps, work)
+        await compose_looks(avatar, width, height, background, fps, work, lower_third, font)
         listing = work / "looks.ffconcat"
         listing.write_text(listing_text, encoding="utf-8")
         partial = work / "clip.mp4"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from anchor.problems import InputError, Problem
@@ -40,8 +41,10 @@ class Avatar:
     width: int
     height: int
 
+    @cached_property
     def digest(self) -> str:
-        """sha256 of the frames' bytes: part of a clip's cache key (idle.mp4 does not shape clips)."""
+        """sha256 of the frames' bytes: part of a clip's cache key (idle.mp4 does not shape clips). Read
+        once per Avatar; the first read is blocking, so load avatars in a thread (ClipCache.avatar does)."""
         h = hashlib.sha256()
         for path in (*self.mouths, self.blink):
             h.update(path.name.encode() + b"\0" + path.read_bytes())

@@ -3,4 +3,4 @@
 from anchor.content.script import Prosody, Script, find_scripts, load_script
 from anchor.content.spoken import Paragraph, Pause
 
-__all__ = ["Script", "Prosody", "load_script", "find_scripts", "Paragraph", "Pause"]
+__all__ = ["Paragraph", "Pause", "Prosody", "Script", "find_scripts", "load_script"]

@@ -31,7 +31,7 @@ class Prosody:
     volume: int = 0
 
     @classmethod
-    def parse(cls, rate: str | None, pitch: str | None, volume: str | None) -> "Prosody":
+    def parse(cls, rate: str | None, pitch: str | None, volume: str | None) -> Prosody:
         return cls(
             rate=int(rate.rstrip("%")) if rate else 0,
             pitch=int(pitch.removesuffix("Hz")) if pitch else 0,
@@ -168,4 +168,4 @@ def find_scripts(scripts_dir: Path) -> list[Path]:
     return sorted(p for p in scripts_dir.rglob("*.md") if p.is_file())
 
 
-__all__ = ["Script", "Prosody", "FrontMatter", "load_script", "find_scripts", "Paragraph", "Pause"]
+__all__ = ["FrontMatter", "Paragraph", "Pause", "Prosody", "Script", "find_scripts", "load_script"]

@@ -13,10 +13,20 @@ from anchor.outputs.base import (
 )
 from anchor.registry import Registry
 
-OUTPUTS: Registry[type[Output]] = Registry(__name__, "output", not_backends=("obs_connection",))
+OUTPUTS: Registry[type[Output]] = Registry(__name__, "output")
 register = OUTPUTS.register
 output_names = OUTPUTS.names
 output_type = OUTPUTS.get
 
-__all__ = ["AiredResult", "AiringInterrupted", "Cue", "Output", "OutputError", "OutputSettings", "OutputUnavailable",
-           "register", "output_names", "output_type"]
+__all__ = [
+    "AiredResult",
+    "AiringInterrupted",
+    "Cue",
+    "Output",
+    "OutputError",
+    "OutputSettings",
+    "OutputUnavailable",
+    "output_names",
+    "output_type",
+    "register",
+]

@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from anchor.avatar.clips import ClipPicture, ClipRequest, LowerThird
+
 if TYPE_CHECKING:
+    from anchor.config import OutputRef
     from anchor.config import Settings as AppSettings
     from anchor.program import Program
 
@@ -66,6 +69,9 @@ class ClipOutputSettings(OutputSettings):
             raise ValueError("background must be a colour written 0xRRGGBB or #RRGGBB, e.g. 0x1d3557")
         return "0x" + match.group(1).lower()
 
+    def picture(self, *, subtitles: bool, lower_third: LowerThird | None) -> ClipPicture:
+        return ClipPicture(self.width, self.height, self.fps, self.background, subtitles, self.font, lower_third)
+
 
 @dataclass(frozen=True)
 class Cue:
@@ -78,6 +84,19 @@ class Cue:
     program: Program
     avatar: Path | None = None  # the channel's avatar folder; None = the default avatar
     deadline: datetime | None = None  # the latest start the slot's grace allows; an output may wait until then
+
+    @property
+    def label(self) -> str:
+        """How log lines name this airing: channel and slot."""
+        return f"channel {self.channel_id} slot {self.slot}"
+
+    @property
+    def clip_request(self) -> ClipRequest:
+        return ClipRequest(self.program.key, self.program.files, self.program.script)
+
+    @property
+    def lower_third(self) -> LowerThird:
+        return LowerThird(self.channel_name, self.program.title)
 
 
 @dataclass
@@ -108,9 +127,14 @@ class Output(ABC):
         self.data_dir = data_dir
 
     @classmethod
-    def create(cls, app: AppSettings, target: str) -> "Output":
+    def settings_from(cls, app: AppSettings) -> OutputSettings:
+        """This output's [outputs.NAME] table, validated by its own model."""
+        return cls.Settings.model_validate(app.outputs.get(cls.name, {}))
+
+    @classmethod
+    def create(cls, app: AppSettings, ref: OutputRef) -> Output:
         """The output for a channel's `output = "kind:target"`; kinds needing more than their table override."""
-        return cls(app.output_settings(cls.name), app.data_dir)
+        return cls(cls.settings_from(app), app.data_dir)
 
     @abstractmethod
     async def prepare(self, cue: Cue) -> None:

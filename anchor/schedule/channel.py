@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from anchor.avatar.face import DEFAULT_AVATAR, load_avatar
-from anchor.config import Settings
+from anchor.config import OutputRef, Settings
 from anchor.problems import InputError, Problem
 from anchor.schedule.cron import CronError, CronSpec
 from anchor.tomlsource import TomlSource, read_text, validation_problems
@@ -90,7 +89,7 @@ class SlotModel(Model):
         return v
 
     @model_validator(mode="after")
-    def _one_of_each(self) -> "SlotModel":
+    def _one_of_each(self) -> SlotModel:
         if (self.script is None) == (self.rotate is None):
             raise ValueError('a slot needs exactly one of script = "health/x.md" or rotate = ["a.md", "b.md"]')
         whens = [k for k in ("cron", "at", "every") if getattr(self, k) is not None]
@@ -110,7 +109,7 @@ class BlackoutModel(Model):
     reason: str = ""
 
     @model_validator(mode="after")
-    def _order(self) -> "BlackoutModel":
+    def _order(self) -> BlackoutModel:
         if self.from_ > self.until:
             raise ValueError(f"blackout from {self.from_} is after until {self.until}")
         return self
@@ -144,7 +143,7 @@ class ChannelModel(Model):
         return v
 
 
-class ChannelFile(Model):
+class ChannelFileModel(Model):
     channel: ChannelModel
     slot: list[SlotModel] = Field(min_length=1)
     blackout: list[BlackoutModel] = Field(default_factory=list)
@@ -175,12 +174,13 @@ class Channel:
     language: str
     voice: str | None
     fallback_voice: str | None
-    output: str
-    avatar: Path
+    output: OutputRef
+    avatar: Path | None  # a folder of frames; None: the avatar anchor ships
     prerender_hours: float
     slots: tuple[Slot, ...]
     blackouts: tuple[tuple[date, date, str], ...]
     source: Path
+    lines: dict[str, int | None]  # line of each [channel] key as written, for errors found later (preflight)
 
     def blacked_out(self, day: date) -> str | None:
         for first, last, reason in self.blackouts:
@@ -217,41 +217,31 @@ def load_channel(path: Path, settings: Settings, now: datetime | None = None) ->
     """One channel file; raises InputError on errors, returns warnings beside the channel."""
     source = TomlSource(path, read_text(path))
     try:
-        parsed = ChannelFile.model_validate(source.data)
+        parsed = ChannelFileModel.model_validate(source.data)
     except ValidationError as exc:
-        raise InputError(validation_problems(source, exc, ChannelFile)) from None
+        raise InputError(validation_problems(source, exc, ChannelFileModel)) from None
     errors: list[Problem] = []
     warnings: list[Problem] = []
     defaults = settings.channels
     zone = ZoneInfo(parsed.channel.timezone)
-    output = parsed.channel.output or defaults.output
-    from anchor.outputs import OUTPUTS
-
-    kind, _, target = output.partition(":")
-    if kind not in OUTPUTS.names():
-        errors.append(source.problem(("channel", "output"), f"unknown output '{output}'",
-                                     f"choose from: {', '.join(OUTPUTS.names())}"))
-    elif kind == "obs" and target not in settings.obs:
-        known = ", ".join(f"obs:{n}" for n in settings.obs) or "none yet: add an [obs.NAME] table to anchor.toml"
-        errors.append(source.problem(("channel", "output"), f"no OBS connection named '{target}'",
-                                     f"declared connections: {known}"))
-    avatar_name = parsed.channel.avatar or defaults.avatar
-    avatar = DEFAULT_AVATAR if avatar_name == "default" else settings.resolve(Path(avatar_name))
     try:
-        load_avatar(avatar)
-    except InputError as exc:
-        errors.extend(source.problem(("channel", "avatar"), str(p), "write avatar = \"default\" or a folder of "
-                                     "mouth_closed/half/open.png and blink.png (see README)") for p in exc.problems)
+        output = OutputRef.parse(parsed.channel.output or defaults.output)
+    except ValueError as exc:
+        errors.append(source.problem(("channel", "output"), str(exc)))
+        output = OutputRef("file")
+    avatar_name = parsed.channel.avatar or defaults.avatar
+    avatar = None if avatar_name == "default" else settings.resolve(Path(avatar_name))
     slots: list[Slot] = []
     seen: dict[str, int] = {}
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     for index, model in enumerate(parsed.slot):
         names = [model.script] if model.script else list(model.rotate or [])
         for name in names:
             why = _script_problem(settings, name)
             if why:
                 key = "script" if model.script else "rotate"
-                errors.append(source.problem(("slot", index, key), why, "write a path such as \"health/hypertension.md\""))
+                errors.append(source.problem(("slot", index, key), why,
+                                             'write a path such as "health/hypertension.md"'))
         slot_id = _slot_id(model)
         if slot_id in seen:
             errors.append(source.problem(("slot", index), f"two slots are both '{slot_id}'",
@@ -260,16 +250,17 @@ def load_channel(path: Path, settings: Settings, now: datetime | None = None) ->
         at = model.at
         if at is not None and at.tzinfo is None:
             at = at.replace(tzinfo=zone)  # a local date-time means the channel's own clock
-        if at is not None and at < now:
-            warnings.append(source.problem(("slot", index, "at"), f"{at.isoformat()} is in the past: it will not air",
-                                           warning=True))
+        grace = parse_duration(model.grace)
+        if at is not None and at + grace < now:  # within its grace it may still air late (catch-up)
+            warnings.append(source.problem(("slot", index, "at"), f"{at.isoformat()} is in the past, beyond its grace "
+                                           f"of {model.grace}: it will not air", warning=True))
         window = (_clock(model.between[0]), _clock(model.between[1])) if model.between else (time(0), time(23, 59, 59))
         slots.append(Slot(
             id=slot_id, scripts=tuple(names), rotates=model.rotate is not None,
             cron=CronSpec.parse(model.cron) if model.cron else None, at=at,
             every=parse_duration(model.every) if model.every else None, window=window,
             first_day=model.from_, last_day=model.until, skipped_days=frozenset(model.except_),
-            priority=model.priority, late=model.late, grace=parse_duration(model.grace),
+            priority=model.priority, late=model.late, grace=grace,
         ))
     if errors:
         raise InputError(errors)
@@ -280,34 +271,49 @@ def load_channel(path: Path, settings: Settings, now: datetime | None = None) ->
         fallback_voice=parsed.channel.fallback_voice or defaults.fallback_voice,
         output=output, avatar=avatar, prerender_hours=parsed.channel.prerender_hours or defaults.prerender_hours,
         slots=tuple(slots), blackouts=tuple((b.from_, b.until, b.reason) for b in parsed.blackout), source=path,
+        lines={key: source.line_of(("channel", key)) for key in ("id", "output", "avatar", "language", "voice")},
     )
     return channel, warnings
 
 
-def load_channels(settings: Settings, now: datetime | None = None) -> tuple[list[Channel], list[Problem]]:
-    """Every channel under schedules/; raises InputError listing every error (warnings included)."""
-    problems: list[Problem] = []
-    channels: list[Channel] = []
-    first_file: dict[str, Path] = {}
+@dataclass(frozen=True)
+class ChannelFile:
+    """One file under schedules/ as read: its channel, or None when it has errors; its problems either way."""
+
+    path: Path
+    channel: Channel | None
+    problems: list[Problem]
+
+
+def read_channel_files(settings: Settings, now: datetime | None = None) -> list[ChannelFile]:
+    """Every *.toml under schedules/, each standing alone; a second file with an id already used is an error."""
     folder = settings.schedules_dir
     if not folder.is_dir():
         raise InputError([Problem(settings.source or Path("anchor.toml"), None,
                                   f"schedules folder {folder} does not exist", "create it or set paths.schedules_dir",
                                   "paths.schedules_dir")])
+    found: list[ChannelFile] = []
+    first_file: dict[str, Path] = {}
     for path in sorted(folder.glob("*.toml")):
         try:
             channel, warnings = load_channel(path, settings, now)
         except InputError as exc:
-            problems.extend(exc.problems)
+            found.append(ChannelFile(path, None, list(exc.problems)))
             continue
-        problems.extend(warnings)
         if channel.id in first_file:
-            line = TomlSource(path, read_text(path)).line_of(("channel", "id"))
-            problems.append(Problem(path, line, f"channel id '{channel.id}' is already used by {first_file[channel.id]}",
-                                    "every channel file needs its own id", "channel.id"))
+            found.append(ChannelFile(path, None, [Problem(
+                path, channel.lines["id"], f"channel id '{channel.id}' is already used by {first_file[channel.id]}",
+                "every channel file needs its own id", "channel.id")]))
             continue
         first_file[channel.id] = path
-        channels.append(channel)
+        found.append(ChannelFile(path, channel, warnings))
+    return found
+
+
+def load_channels(settings: Settings, now: datetime | None = None) -> tuple[list[Channel], list[Problem]]:
+    """Every channel under schedules/; raises InputError listing every problem when any file has an error."""
+    files = read_channel_files(settings, now)
+    problems = [p for f in files for p in f.problems]
     if any(not p.warning for p in problems):
         raise InputError(problems)
-    return channels, problems
+    return [f.channel for f in files if f.channel is not None], problems

@@ -68,7 +68,7 @@ class CronSpec:
     any_weekday: bool
 
     @classmethod
-    def parse(cls, text: str) -> "CronSpec":
+    def parse(cls, text: str) -> CronSpec:
         fields = text.split()
         if len(fields) != 5:
             raise CronError(f"cron needs 5 fields, got {len(fields)}: write {EXAMPLE}")

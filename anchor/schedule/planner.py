@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 from anchor.schedule.channel import Channel, Slot
 
-UTC = timezone.utc
+if TYPE_CHECKING:
+    from anchor.store import RotationState
+
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class PlannedAiring:
     late: str
     grace: timedelta
     rotation_index: int | None = None  # which entry of the rotation, for rotating slots
+    rotation_length: int | None = None
 
     @property
     def planned_at_utc(self) -> datetime:
@@ -39,7 +43,7 @@ class PlannedAiring:
 
 
 def _day_allowed(channel: Channel, slot: Slot, day: date) -> bool:
-    if slot.first_day and day < slot.first_day or slot.last_day and day > slot.last_day:
+    if (slot.first_day and day < slot.first_day) or (slot.last_day and day > slot.last_day):
         return False
     return day not in slot.skipped_days and channel.blacked_out(day) is None
 
@@ -50,7 +54,7 @@ def _times_of_day(slot: Slot) -> list[time]:
     assert slot.every is not None
     first, last = slot.window
     step = slot.every.total_seconds()
-    seconds = first.hour * 3600 + first.minute * 60
+    seconds = float(first.hour * 3600 + first.minute * 60)
     end = last.hour * 3600 + last.minute * 60 + last.second
     found = []
     while seconds <= end:
@@ -82,21 +86,36 @@ def slot_instants(channel: Channel, slot: Slot, start: datetime, end: datetime) 
         day += timedelta(days=1)
 
 
+def _first_index(channel: Channel, slot: Slot, start: datetime, state: RotationState | None) -> int:
+    """The rotation entry of the slot's first instant at or after `start`, counted from where the as-run
+    log says the rotation stands: every instant after the last claimed airing takes the next entry,
+    whether it airs or not, so a plan made at any time names the script that airs."""
+    if state is None or state.as_of is None:
+        return state.position if state else 0
+    tick = timedelta(microseconds=1)
+    if start > state.as_of:  # entries taken by the instants between the last claim and `start`
+        return state.position + sum(1 for _ in slot_instants(channel, slot, state.as_of + tick, start))
+    # `start` is at or before the last claim (a plan shown while it is on air): count back
+    return state.position - sum(1 for _ in slot_instants(channel, slot, start, state.as_of + tick))
+
+
 def plan(channels: list[Channel], start: datetime, end: datetime,
-         rotation: Mapping[tuple[str, str], int] | None = None) -> list[PlannedAiring]:
+         rotation: Mapping[tuple[str, str], RotationState] | None = None) -> list[PlannedAiring]:
     """Every airing in [start, end), in the order they air: by instant, then channel, then priority.
 
-    `rotation` gives each rotating slot's next position as of `start` (from the as-run log)."""
+    `rotation` says where each rotating slot stands (from the as-run log); without it rotations start
+    at their first entry."""
     rotation = rotation or {}
     planned: list[PlannedAiring] = []
     for channel in channels:
         for slot in channel.slots:
-            position = rotation.get((channel.id, slot.id), 0)
+            first = _first_index(channel, slot, start, rotation.get((channel.id, slot.id))) if slot.rotates else 0
             for count, instant in enumerate(slot_instants(channel, slot, start, end)):
-                index = (position + count) % len(slot.scripts) if slot.rotates else None
+                index = (first + count) % len(slot.scripts) if slot.rotates else None
                 planned.append(PlannedAiring(
                     channel=channel.id, slot=slot.id, script=slot.scripts[index or 0], planned_at=instant,
                     priority=slot.priority, late=slot.late, grace=slot.grace, rotation_index=index,
+                    rotation_length=len(slot.scripts) if slot.rotates else None,
                 ))
     planned.sort(key=lambda p: (p.planned_at_utc, p.channel, -p.priority, p.slot))
     return planned

@@ -13,6 +13,8 @@ from pathlib import Path
 import ffmpeg
 import numpy as np
 
+from anchor.process import ProgramMissing, ProgramTimeout, run_program
+
 FFMPEG_TIMEOUT = 600.0
 SILENCE_THRESHOLD = 10 ** (-48 / 20) * 32768  # -48 dBFS: below this an edge sample is room tone
 LIMITER_MARGIN_DB = 0.5  # sample-peak limiting at 48 kHz leaves inter-sample peaks up to ~0.5 dB higher
@@ -32,27 +34,16 @@ class Loudness:
 
 async def run_ffmpeg(argv: list[str], stdin: bytes | None = None, timeout: float = FFMPEG_TIMEOUT) -> tuple[bytes, str]:
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-    except FileNotFoundError:
+        done = await run_program(argv, stdin, timeout)
+    except ProgramMissing:
         raise AudioError(f"{argv[0]} is not installed (apt-get install ffmpeg)") from None
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
+    except ProgramTimeout:
         raise AudioError(f"ffmpeg took longer than {timeout:g}s") from None
-    except asyncio.CancelledError:
-        proc.kill()
-        await proc.wait()
-        raise
-    text = err.decode("utf-8", errors="replace")
-    if proc.returncode != 0:
+    text = done.stderr.decode("utf-8", errors="replace")
+    if done.returncode != 0:
         tail = " | ".join(text.strip().splitlines()[-3:])
-        raise AudioError(f"ffmpeg failed (exit {proc.returncode}): {tail}")
-    return out, text
+        raise AudioError(f"ffmpeg failed (exit {done.returncode}): {tail}")
+    return done.stdout, text
 
 
 def command(node: ffmpeg.nodes.Node, *options: str) -> list[str]:
@@ -138,7 +129,7 @@ class BlockLevels:
     energy: np.ndarray
 
     @classmethod
-    def of_raw(cls, raw: Path, rate: int) -> "BlockLevels":
+    def of_raw(cls, raw: Path, rate: int) -> BlockLevels:
         block = max(1, round(rate * LIMITER_ATTACK))
         samples = np.memmap(raw, dtype="<i2", mode="r")
         count = len(samples) // block
@@ -181,11 +172,15 @@ async def normalize(raw: Path, raw_rate: int, out: Path, target_lufs: float, tru
     if first.integrated_lufs == float("-inf") or first.integrated_lufs < -70:
         raise AudioError("the audio is silent: nothing to normalize")
     wanted = target_lufs - first.integrated_lufs
-    levels = BlockLevels.of_raw(raw, raw_rate)
-    gain = wanted
-    for _ in range(3):  # more gain means more limiting: settle the fixed point
-        gain = wanted - levels.limiter_loss_db(gain, true_peak - LIMITER_MARGIN_DB)
-    gain = max(-MAX_GAIN_DB, min(MAX_GAIN_DB, gain))
+
+    def settle() -> float:  # numpy over the whole file: in a thread, off the loop
+        levels = BlockLevels.of_raw(raw, raw_rate)
+        gain = wanted
+        for _ in range(3):  # more gain means more limiting: settle the fixed point
+            gain = wanted - levels.limiter_loss_db(gain, true_peak - LIMITER_MARGIN_DB)
+        return max(-MAX_GAIN_DB, min(MAX_GAIN_DB, gain))
+
+    gain = await asyncio.to_thread(settle)
     result = await _apply_gain(raw, raw_rate, out, gain, true_peak, sample_rate)
     if abs(target_lufs - result.integrated_lufs) > 0.5:
         gain = max(-MAX_GAIN_DB, min(MAX_GAIN_DB, gain + target_lufs - result.integrated_lufs))

@@ -19,11 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from anchor.speech.program_files import META_NAME
+
 log = logging.getLogger(__name__)
 
 STAGING = ".staging"
 STALE_STAGING_SECONDS = 6 * 3600
-COMPLETE_MARK = "program.json"  # written last inside staging: an entry without it is not an entry
+COMPLETE_MARK = META_NAME  # written last inside staging: an entry without it is not an entry
 
 
 def cache_key(shape: dict[str, Any]) -> str:
@@ -60,6 +62,8 @@ class ProgramCache:
             shutil.rmtree(path, ignore_errors=True)
 
     def commit(self, key: str, staged: Path) -> Path:
+        """Move a finished staging directory into place and evict what no longer fits. Blocking (it
+        scans the cache): call it in a thread."""
         entry = self._entry(key)
         entry.parent.mkdir(exist_ok=True)
         try:

@@ -61,8 +61,7 @@ class CircuitBreaker:
             return "circuit closed"
         if self.probing:
             return f"circuit open, a probe is under way (last error: {self.last_error})"
-        wait = max(0.0, self.cooldown - (self.clock() - self.opened_at))
-        return f"circuit open after {self.failures} failures in a row (last: {self.last_error}); next try in {wait:.0f}s"
+        return f"circuit open after {self.failures} failures in a row (last: {self.last_error})"
 
 
 class EngineChain:
@@ -71,7 +70,7 @@ class EngineChain:
     def __init__(self, settings: Settings, only: str | None = None) -> None:
         self.settings: ChainSettings = settings.speech.chain
         names = [only] if only else self.settings.engines
-        self.engines: list[SpeechEngine] = [engine_type(n)(settings.engine_settings(n)) for n in names]
+        self.engines: list[SpeechEngine] = [engine_type(n).create(settings) for n in names]
         self.breakers = {e.name: CircuitBreaker(self.settings.breaker_failures, self.settings.breaker_cooldown)
                          for e in self.engines}
 

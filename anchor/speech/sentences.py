@@ -89,7 +89,8 @@ def split_lines(text: str, max_width: float) -> list[str]:
     current = ""
     for clause in _merge_unspoken(_cut_after(text, CLAUSE_END + SENTENCE_END)):
         for part in _hard_split(clause, max_width) if width(clause) > max_width else [clause]:
-            joined = f"{current} {part}" if current and not _WIDE.match(part[0]) and not _WIDE.match(current[-1]) else current + part
+            spaced = current and not _WIDE.match(part[0]) and not _WIDE.match(current[-1])
+            joined = f"{current} {part}" if spaced else current + part
             if current and width(joined) > max_width:
                 lines.append(current)
                 current = part

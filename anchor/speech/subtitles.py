@@ -1,8 +1,9 @@
-"""Subtitle cues from where each sentence really is in the final audio; SRT and WebVTT."""
+"""Subtitles from where each sentence really is in the final audio; SRT and WebVTT written and SRT read."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from anchor.speech.engines import WordTiming
 from anchor.speech.sentences import split_lines, width
@@ -12,7 +13,9 @@ _DROPPED_AT_END = "，。、；,;"
 
 
 @dataclass(frozen=True)
-class Cue:
+class Caption:
+    """One subtitle: its text and when it shows, in seconds from the Program's start."""
+
     start: float
     end: float
     text: str
@@ -65,15 +68,15 @@ def _line_starts(sentence: PlacedSentence, lines: list[str]) -> list[float]:
     return starts
 
 
-def build_cues(sentences: list[PlacedSentence], max_line_chars: int) -> list[Cue]:
-    cues: list[Cue] = []
+def build_cues(sentences: list[PlacedSentence], max_line_chars: int) -> list[Caption]:
+    cues: list[Caption] = []
     for sentence in sentences:
         lines = split_lines(sentence.text, max_line_chars) if width(sentence.text) > max_line_chars else [sentence.text]
         starts = _line_starts(sentence, lines) if len(lines) > 1 else [sentence.start]
-        ends = starts[1:] + [sentence.end]
-        for line, start, end in zip(lines, starts, ends):
+        ends = [*starts[1:], sentence.end]
+        for line, start, end in zip(lines, starts, ends, strict=False):
             if end > start:
-                cues.append(Cue(round(start, 3), round(end, 3), _display(line)))
+                cues.append(Caption(round(start, 3), round(end, 3), _display(line)))
     return cues
 
 
@@ -85,10 +88,35 @@ def _stamp(seconds: float, separator: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{separator}{ms:03d}"
 
 
-def to_srt(cues: list[Cue]) -> str:
+def to_srt(cues: list[Caption]) -> str:
     return "".join(f"{i}\n{_stamp(c.start, ',')} --> {_stamp(c.end, ',')}\n{c.text}\n\n"
                    for i, c in enumerate(cues, start=1))
 
 
-def to_vtt(cues: list[Cue]) -> str:
+def to_vtt(cues: list[Caption]) -> str:
     return "WEBVTT\n\n" + "".join(f"{_stamp(c.start, '.')} --> {_stamp(c.end, '.')}\n{c.text}\n\n" for c in cues)
+
+
+def _seconds(stamp: str) -> float:
+    h, m, s = stamp.strip().replace(",", ".").split(":")
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def parse_srt(text: str) -> list[Caption]:
+    """Every caption of an SRT text; blocks that are not captions are skipped."""
+    captions = []
+    for block in text.replace("\r\n", "\n").strip().split("\n\n"):
+        lines = block.strip().splitlines()
+        if len(lines) < 2 or "-->" not in lines[1]:
+            continue
+        start, end = lines[1].split("-->")
+        captions.append(Caption(_seconds(start), _seconds(end), "\n".join(lines[2:])))
+    return captions
+
+
+def read_srt(path: Path) -> list[Caption]:
+    """The captions of an SRT file; none when there is no file."""
+    try:
+        return parse_srt(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []

@@ -20,6 +20,15 @@ engine_type = ENGINES.get
 UnknownEngine = UnknownName
 
 __all__ = [
-    "EngineError", "EngineSettings", "SpeechEngine", "SpokenAudio", "UnknownVoice", "UnknownEngine",
-    "VoiceInfo", "WordTiming", "register", "engine_names", "engine_type",
+    "EngineError",
+    "EngineSettings",
+    "SpeechEngine",
+    "SpokenAudio",
+    "UnknownEngine",
+    "UnknownVoice",
+    "VoiceInfo",
+    "WordTiming",
+    "engine_names",
+    "engine_type",
+    "register",
 ]

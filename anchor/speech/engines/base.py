@@ -13,6 +13,8 @@ from anchor.content import Prosody
 if TYPE_CHECKING:
     import numpy as np
 
+    from anchor.config import Settings as AppSettings
+
 
 class EngineSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -41,6 +43,16 @@ class VoiceInfo:
     language: str
     gender: str = ""
     description: str = ""
+    other_languages: tuple[str, ...] = ()  # more tags it speaks (espeak's cmn voice also says zh, zh-cmn)
+
+    def matches_language(self, wanted: str) -> bool:
+        """Whether the voice speaks `wanted`, given as a tag or its start: zh, zh-CN, cmn, en."""
+        wanted = wanted.lower()
+        for tag in (self.language, *self.other_languages):
+            tag = tag.lower()
+            if tag.startswith(wanted) or wanted.startswith(tag + "-"):
+                return True
+        return False
 
 
 class EngineError(Exception):
@@ -66,6 +78,15 @@ class SpeechEngine(ABC):
 
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
+
+    @classmethod
+    def settings_from(cls, app: AppSettings) -> EngineSettings:
+        """This engine's [speech.engines.NAME] table, validated by its own model."""
+        return cls.Settings.model_validate(app.speech.engines.get(cls.name, {}))
+
+    @classmethod
+    def create(cls, app: AppSettings) -> SpeechEngine:
+        return cls(cls.settings_from(app))
 
     @abstractmethod
     async def resolve_voice(self, language: str, requested: str | None) -> str:

@@ -9,6 +9,7 @@ import aiohttp
 import edge_tts
 import edge_tts.communicate
 import edge_tts.voices
+from edge_tts import constants
 from edge_tts.exceptions import EdgeTTSException, NoAudioReceived
 from pydantic import Field
 
@@ -29,8 +30,8 @@ from anchor.speech.engines.base import (
 EDGE_SAMPLE_RATE = 24000  # the service's only output: mp3, 24 kHz mono
 TICKS_PER_SECOND = 10_000_000
 # The library's own endpoints, kept so an engine built without an override gets them back.
-LIBRARY_ENDPOINT = edge_tts.communicate.WSS_URL
-LIBRARY_VOICE_LIST = edge_tts.voices.VOICE_LIST
+LIBRARY_ENDPOINT = constants.WSS_URL
+LIBRARY_VOICE_LIST = constants.VOICE_LIST
 _VOICE_NAME = re.compile(r"^[a-z]{2,3}-[A-Z]{2}(-[A-Za-z]+)?-[A-Za-z]+Neural$")
 
 
@@ -51,7 +52,8 @@ def _describe(exc: BaseException) -> EngineError:
         if exc.status == 403:
             # Microsoft rotated its token: only a newer edge-tts fixes this, retrying cannot.
             return EngineError("rejected by the service (HTTP 403): upgrade edge-tts", transient=False)
-        return EngineError(f"service answered HTTP {exc.status}", transient=exc.status in (408, 429) or exc.status >= 500)
+        transient = exc.status in (408, 429) or exc.status >= 500
+        return EngineError(f"service answered HTTP {exc.status}", transient=transient)
     if isinstance(exc, aiohttp.ClientConnectorError):
         return EngineError(f"cannot connect to the service ({exc.os_error.strerror or exc.os_error})")
     if isinstance(exc, asyncio.TimeoutError):
@@ -74,8 +76,8 @@ class EdgeEngine(SpeechEngine):
         super().__init__(settings)
         self.settings: EdgeSettings = settings
         # The library reads its endpoints from module globals; this is its only override point.
-        edge_tts.communicate.WSS_URL = settings.endpoint or LIBRARY_ENDPOINT
-        edge_tts.voices.VOICE_LIST = settings.voice_list_endpoint or LIBRARY_VOICE_LIST
+        setattr(edge_tts.communicate, "WSS_URL", settings.endpoint or LIBRARY_ENDPOINT)  # noqa: B010
+        setattr(edge_tts.voices, "VOICE_LIST", settings.voice_list_endpoint or LIBRARY_VOICE_LIST)  # noqa: B010
 
     def owns_voice_name(self, voice: str) -> bool:
         return bool(_VOICE_NAME.match(voice))
@@ -107,7 +109,7 @@ class EdgeEngine(SpeechEngine):
                 elif chunk["type"] == "WordBoundary":
                     start = chunk["offset"] / TICKS_PER_SECOND
                     words.append(WordTiming(chunk["text"], start, start + chunk["duration"] / TICKS_PER_SECOND))
-        except (EdgeTTSException, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, EdgeTTSException, aiohttp.ClientError, OSError) as exc:
             raise _describe(exc) from None
         samples = await audio.decode(bytes(mp3), EDGE_SAMPLE_RATE)
         return SpokenAudio(samples, EDGE_SAMPLE_RATE, words)
@@ -115,7 +117,7 @@ class EdgeEngine(SpeechEngine):
     async def list_voices(self) -> list[VoiceInfo]:
         try:
             voices = await asyncio.wait_for(edge_tts.list_voices(), self.settings.connect_timeout + 5)
-        except (EdgeTTSException, aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+        except (TimeoutError, EdgeTTSException, aiohttp.ClientError, OSError, ValueError) as exc:
             raise _describe(exc) from None
         return [VoiceInfo(v["ShortName"], v["Locale"], v.get("Gender", ""), v.get("FriendlyName", ""))
                 for v in voices]

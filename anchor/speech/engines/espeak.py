@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-import struct
 
-import numpy as np
 from pydantic import Field
 
 from anchor.content import Prosody
+from anchor.process import ProgramMissing, ProgramTimeout, run_program
 from anchor.speech.engines import register
 from anchor.speech.engines.base import (
     EngineError,
@@ -20,6 +19,7 @@ from anchor.speech.engines.base import (
     VoiceInfo,
     language_lookup,
 )
+from anchor.speech.wav import WavError, parse_streamed_wav
 
 DEFAULT_SPEED_WPM = 175
 
@@ -32,18 +32,6 @@ class EspeakSettings(EngineSettings):
         "zh": "cmn-latn-pinyin", "zh-CN": "cmn-latn-pinyin", "cmn": "cmn-latn-pinyin",
         "zh-HK": "yue", "yue": "yue", "en": "en-us",
     })
-
-
-def _parse_wav(data: bytes) -> tuple[np.ndarray, int]:
-    """espeak-ng --stdout streams a WAV whose size fields are placeholders: read the fmt, take the rest."""
-    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise EngineError("espeak-ng wrote no WAV data", transient=False)
-    rate = struct.unpack_from("<I", data, 24)[0]
-    start = data.find(b"data", 12)
-    if start < 0:
-        raise EngineError("espeak-ng WAV has no data chunk", transient=False)
-    body = data[start + 8:]
-    return np.frombuffer(body[: len(body) // 2 * 2], dtype="<i2").copy(), rate
 
 
 @register
@@ -61,33 +49,33 @@ class EspeakEngine(SpeechEngine):
 
     async def _run(self, *args: str, stdin: bytes | None = None, timeout: float = 30) -> bytes:
         try:
-            proc = await asyncio.create_subprocess_exec(
-                self.settings.binary, *args,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            )
-        except FileNotFoundError:
+            done = await run_program([self.settings.binary, *args], stdin, timeout)
+        except ProgramMissing:
             raise EngineError(f"{self.settings.binary} is not installed (apt-get install espeak-ng)",
                               transient=False) from None
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
+        except ProgramTimeout:
             raise EngineError(f"espeak-ng took longer than {timeout:g}s") from None
-        if proc.returncode != 0:
-            raise EngineError(f"espeak-ng failed: {err.decode(errors='replace').strip()}", transient=False)
-        return out
+        if done.returncode != 0:
+            raise EngineError(f"espeak-ng failed: {done.stderr.decode(errors='replace').strip()}", transient=False)
+        return done.stdout
 
     async def list_voices(self) -> list[VoiceInfo]:
         async with self._voice_lock:
             if self._voices is None:
                 out = (await self._run("--voices")).decode("utf-8", errors="replace")
-                voices = []
+                voices: list[VoiceInfo] = []
+                names: set[str] = set()
                 for line in out.splitlines()[1:]:
                     cols = line.split()
-                    if len(cols) >= 5:
-                        voices.append(VoiceInfo(name=cols[1], language=cols[1], gender=cols[2].split("/")[-1],
-                                                description=cols[3].replace("_", " ")))
+                    if len(cols) < 5:
+                        continue
+                    # Pty Language Age/Gender VoiceName File (OtherLanguage priority)…; a language with
+                    # two voices (yue, and yue in Jyutping) names the second by its file: -v takes both.
+                    name = cols[1] if cols[1] not in names else cols[4].rsplit("/", 1)[-1].lower()
+                    names.add(name)
+                    others = tuple(re.findall(r"\((\S+) \d+\)", " ".join(cols[5:])))
+                    voices.append(VoiceInfo(name=name, language=cols[1], gender=cols[2].split("/")[-1],
+                                            description=cols[3].replace("_", " "), other_languages=others))
                 self._voices = voices
         return self._voices
 
@@ -117,7 +105,10 @@ class EspeakEngine(SpeechEngine):
             "-a", str(min(200, max(0, amplitude))), "-b", "1", "--stdin", "--stdout",
             stdin=text.encode("utf-8"),
         )
-        samples, rate = _parse_wav(data)
+        try:
+            samples, rate = parse_streamed_wav(data)
+        except WavError as exc:
+            raise EngineError(f"espeak-ng wrote no usable WAV: {exc}", transient=False) from None
         if len(samples) == 0:
             raise EngineError("espeak-ng produced no audio", transient=False)
         return SpokenAudio(samples, rate)

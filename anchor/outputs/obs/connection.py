@@ -19,118 +19,28 @@ dies silently when OBS is killed mid-request, and runs event callbacks on its ow
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
-import re
-import socket
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import websocket
-from obswebsocket import obsws
-from obswebsocket import requests as obs_requests
-from obswebsocket.exceptions import ConnectionFailure, MessageTimeout
+from obswebsocket.exceptions import MessageTimeout
 
-from anchor.outputs.base import OutputError
+from anchor import metrics
+from anchor.credentials import credential_file_name, env_name
+from anchor.outputs.obs.client import TRANSPORT_ERRORS, AuthFailed, Client, call_blocking
+from anchor.outputs.obs.errors import ObsError, ObsRequestError, ObsUnavailable
 
 log = logging.getLogger(__name__)
 
-# What means "the connection is gone", as opposed to "OBS answered: request failed".
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (MessageTimeout, ConnectionFailure,
-                                                      websocket.WebSocketException, OSError)
-
-# obs-websocket 5 WebSocketCloseCode values that explain a refused session.
-CLOSE_CODES = {
-    4000: "UnknownReason", 4002: "MessageDecodeError", 4003: "MissingDataField", 4004: "InvalidDataFieldType",
-    4005: "InvalidDataFieldValue", 4006: "UnknownOpCode", 4007: "NotIdentified", 4008: "AlreadyIdentified",
-    4009: "AuthenticationFailed", 4010: "UnsupportedRpcVersion", 4011: "SessionInvalidated",
-    4012: "UnsupportedFeature",
-}
-AUTHENTICATION_FAILED = 4009
-
-# obs-websocket 5 RequestStatus codes, to name them in errors (OBS sends the number and a comment).
-REQUEST_STATUS = {
-    203: "MissingRequestType", 204: "UnknownRequestType", 205: "GenericError",
-    206: "UnsupportedRequestBatchExecutionType", 207: "NotReady", 300: "MissingRequestField",
-    301: "MissingRequestData", 400: "InvalidRequestField", 401: "InvalidRequestFieldType",
-    402: "RequestFieldOutOfRange", 403: "RequestFieldEmpty", 404: "TooManyRequestFields",
-    500: "OutputRunning", 501: "OutputNotRunning", 502: "OutputPaused", 503: "OutputNotPaused",
-    504: "OutputDisabled", 505: "StudioModeActive", 506: "StudioModeNotActive", 600: "ResourceNotFound",
-    601: "ResourceAlreadyExists", 602: "InvalidResourceType", 603: "NotEnoughResources",
-    604: "InvalidResourceState", 605: "InvalidInputKind", 606: "ResourceNotConfigurable",
-    607: "InvalidFilterKind", 700: "ResourceCreationFailed", 701: "ResourceActionFailed",
-    702: "RequestProcessingFailed", 703: "CannotAct",
-}
+PASSWORD = "obs-password"  # the secret's name: ANCHOR_OBS_PASSWORD_<NAME> or the credential obs-password-<name>
 
 Hook = Callable[["ObsConnection"], Awaitable[None]]
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 Predicate = Callable[[dict[str, Any]], bool]
-
-
-class ObsError(OutputError):
-    """Something about OBS went wrong; the message says which OBS and what."""
-
-
-class ObsUnavailable(ObsError):
-    """Not connected to OBS (down, frozen, refused, wrong password), or the connection broke mid-request."""
-
-
-class ObsRequestError(ObsError):
-    """OBS answered a request with a failure status."""
-
-    def __init__(self, connection: str, request: str, data: dict[str, Any], code: int | None,
-                 comment: str | None) -> None:
-        self.connection = connection
-        self.request = request
-        self.data = data
-        self.code = code
-        self.comment = comment
-        status = f"code {code} {REQUEST_STATUS.get(code, '')}".rstrip() if code is not None else "no status code"
-        detail = f": {comment}" if comment else ""
-        super().__init__(f"OBS '{connection}': request {request} failed ({status}){detail}")
-
-
-# -- secrets -------------------------------------------------------------------------------------------
-
-def password_env_name(name: str) -> str:
-    """ANCHOR_OBS_PASSWORD_<NAME>: upper case, every character other than A-Z and 0-9 becomes _."""
-    return "ANCHOR_OBS_PASSWORD_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
-
-
-def password_for(name: str) -> str | None:
-    """The OBS websocket password for connection `name`, from the environment or systemd credentials.
-
-    Order: env ANCHOR_OBS_PASSWORD_<NAME>; $CREDENTIALS_DIRECTORY/obs-password-<name>;
-    $CREDENTIALS_DIRECTORY/obs-password. Empty values count as absent; a file's trailing newline is
-    dropped. None when nothing is configured. Secrets never live in TOML."""
-    value = os.environ.get(password_env_name(name))
-    if value:
-        return value
-    directory = os.environ.get("CREDENTIALS_DIRECTORY")
-    if not directory:
-        return None
-    files = ["obs-password"]
-    if re.fullmatch(r"[A-Za-z0-9._-]+", name) and name not in (".", ".."):
-        files.insert(0, f"obs-password-{name}")
-    for file_name in files:
-        path = Path(directory) / file_name
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            continue
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise ObsError(f"cannot read the OBS password for '{name}' from {path}: {reason}") from None
-        value = text.rstrip("\r\n")
-        if value:
-            return value
-    return None
 
 
 def backoff_delays(initial: float = 0.5, maximum: float = 10.0) -> Iterator[float]:
@@ -141,174 +51,6 @@ def backoff_delays(initial: float = 0.5, maximum: float = 10.0) -> Iterator[floa
         delay = min(delay * 2, maximum)
 
 
-# -- the blocking client (runs on worker threads only) -------------------------------------------------
-
-class _WebSocket(websocket.WebSocket):
-    """Remembers the close frame OBS sent: its code says why a session was refused (4009: password)."""
-
-    peer_close: tuple[int, str] | None = None
-
-    def recv_frame(self) -> Any:
-        frame = super().recv_frame()
-        if frame.opcode == websocket.ABNF.OPCODE_CLOSE and self.peer_close is None:
-            data = frame.data or b""
-            code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
-            self.peer_close = (code, data[2:].decode("utf-8", "replace"))
-        return frame
-
-
-class _AuthFailed(ConnectionFailure):
-    pass
-
-
-class _Client(obsws):
-    """obsws (v5) with a bounded handshake, a socket timeout, our own receive thread and a teardown that
-    never blocks on a dead or frozen peer. Requests still go through obsws.call (serialised by the caller).
-    """
-
-    def __init__(self, host: str, port: int, password: str | None, *, request_timeout: float,
-                 connect_timeout: float, on_event: Callable[[str, dict[str, Any]], None],
-                 on_lost: Callable[[_Client, str], None]) -> None:
-        super().__init__(host, port, password or "", legacy=False, timeout=request_timeout)
-        self.connect_timeout = connect_timeout
-        self.closed = False
-        self.lost_reason: str | None = None
-        self.statuses: dict[str, dict[str, Any]] = {}  # requestId → requestStatus of failed requests
-        self._on_event = on_event
-        self._on_lost = on_lost
-        self._close_lock = threading.Lock()
-
-    def connect(self) -> None:
-        # Text frames are still decoded as UTF-8; websocket-client's extra pure-Python validation costs
-        # ~2 ms per 4 KiB answer (GetVersion), a third of the round trip.
-        ws = _WebSocket(enable_multithread=True, skip_utf8_validation=True)
-        self.ws = ws
-        sock: socket.socket | None = None
-        try:
-            # Our own TCP socket: a bounded connect, and no detour through $http_proxy, which
-            # websocket-client would otherwise apply to ws:// (its http_no_proxy option only works
-            # together with an explicit proxy host).
-            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            ws.connect(f"ws://{self.host}:{self.port}", socket=sock, timeout=self.connect_timeout)
-            self._auth()  # obsws: Hello → Identify (password) → Identified
-        except Exception as exc:
-            close = ws.peer_close
-            ws.shutdown()
-            if sock is not None:
-                sock.close()
-            if close and close[0] == AUTHENTICATION_FAILED:
-                raise _AuthFailed("authentication failed") from exc
-            if close:
-                name = CLOSE_CODES.get(close[0], "")
-                raise ConnectionFailure(f"OBS closed the session: {close[0]} {name} {close[1]}".strip()) from exc
-            if isinstance(exc, ConnectionFailure) and "Identify" in str(exc):
-                raise _AuthFailed(str(exc)) from exc  # obsws: "Empty response to Identify, password may be …"
-            raise
-        ws.settimeout(self.timeout)  # bounds every later send; the receive thread treats it as a poll
-        with self._close_lock:
-            if self.closed:
-                ws.shutdown()
-                raise ConnectionFailure("connection closed while connecting")
-            self.thread_recv = _Receiver(self)
-            self.thread_recv.start()
-
-    def lose(self, reason: str) -> None:
-        """Mark this client dead (any thread, idempotent): wake the receive thread and any waiting request."""
-        with self._close_lock:
-            if self.closed:
-                return
-            self.closed = True
-            self.lost_reason = reason
-        if self.thread_recv is not None:
-            self.thread_recv.running = False
-        sock = self.ws.sock if self.ws is not None else None
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)  # never waits for a frozen peer, unlike ws.close()
-            except OSError:
-                pass
-        for event in list(self.events.values()):
-            event.set()  # obsws.call wakes up, finds no answer and raises MessageTimeout at once
-        self._on_lost(self, reason)
-
-    def disconnect(self) -> None:
-        self.lose("closed by anchor")
-        thread = self.thread_recv
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=2.0)
-        if self.ws is not None:
-            self.ws.shutdown()
-
-
-class _Receiver(threading.Thread):
-    """Reads OBS's messages: answers wake their request, events go to the connection, the end is reported."""
-
-    def __init__(self, client: _Client) -> None:
-        super().__init__(name=f"obs-recv-{client.host}:{client.port}", daemon=True)
-        self.client = client
-        self.running = True
-
-    def run(self) -> None:
-        client = self.client
-        ws = client.ws
-        reason = "connection closed by OBS"
-        try:
-            while self.running:
-                try:
-                    message = ws.recv()
-                except websocket.WebSocketTimeoutException:
-                    continue  # idle: the socket timeout only bounds sends
-                if not message:
-                    if ws.peer_close is not None:
-                        code, text = ws.peer_close
-                        reason = f"OBS closed the connection ({code} {CLOSE_CODES.get(code, '')} {text})".strip()
-                        break
-                    continue
-                self._handle(message)
-        except websocket.WebSocketConnectionClosedException:
-            reason = "connection closed by OBS"
-        except (OSError, websocket.WebSocketException) as exc:
-            reason = f"connection lost: {exc}"
-        except Exception as exc:  # pragma: no cover - a bug here must not leave requests hanging
-            reason = f"receive thread failed: {exc!r}"
-            log.exception("OBS receive thread failed")
-        finally:
-            client.lose(reason)
-
-    def _handle(self, message: str | bytes) -> None:
-        try:
-            result = json.loads(message)
-            op, data = result["op"], result["d"]
-        except (ValueError, KeyError, TypeError):
-            log.warning("ignoring a malformed message from OBS: %.200r", message)
-            return
-        if op == 5:  # Event
-            self.client._on_event(str(data.get("eventType")), data.get("eventData") or {})
-        elif op == 7:  # RequestResponse
-            request_id = data.get("requestId")
-            event = self.client.events.get(request_id)
-            if event is None:
-                return  # the request already timed out
-            status = data.get("requestStatus") or {}
-            if not status.get("result"):
-                self.client.statuses[request_id] = status  # obsws drops code and comment
-            self.client.answers[request_id] = data
-            event.set()
-
-
-def _call_blocking(client: _Client, request: str, data: dict[str, Any],
-                   timeout: float) -> tuple[bool, dict[str, Any], dict[str, Any]]:
-    client.timeout = timeout  # calls are serialised, so this is per request
-    request_id = str(client.id)  # the id obsws.call is about to use
-    if client.closed:
-        raise ConnectionFailure(client.lost_reason or "connection lost")
-    obj = getattr(obs_requests, request)(**data)
-    client.call(obj)
-    return bool(obj.status), dict(obj.datain), client.statuses.pop(request_id, {})
-
-
-# -- the supervised connection (event loop side) --------------------------------------------------------
 
 @dataclass
 class _Waiter:
@@ -348,10 +90,11 @@ class ObsConnection:
         self.ping_rtt: float | None = None  # seconds, last GetVersion ping
         self._ever_connected = False
         self._announced = False  # a "connected" line was logged, so a loss is worth a line too
-        self._client: _Client | None = None
-        self._connecting: _Client | None = None
+        self._client: Client | None = None
+        self._connecting: Client | None = None
         self._lost = asyncio.Event()
         self._ready = asyncio.Event()
+        self._attempted = asyncio.Event()  # a connection attempt has ended, well or not
         self._lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(max_workers=3, thread_name_prefix=f"obs-{name}")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -399,6 +142,18 @@ class ObsConnection:
             raise ObsUnavailable(f"OBS '{self.name}' at {self.host}:{self.port} not connected within "
                                  f"{timeout:g} s: {self.last_error or 'no answer yet'}") from None
 
+    async def wait_first_attempt(self, timeout: float) -> None:
+        """For one-shot commands: until connected, or ObsUnavailable as soon as the first attempt fails
+        (a refused connection answers at once: no point waiting out the timeout)."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._attempted.wait()
+        except TimeoutError:
+            pass
+        if not self.ready:
+            raise ObsUnavailable(f"OBS '{self.name}' at {self.host}:{self.port}: "
+                                 f"{self.last_error or f'no answer within {timeout:g} s'}")
+
     async def close(self) -> None:
         """Stop reconnecting, drop the connection, fail pending next_event() waits. Idempotent."""
         if self._closed:
@@ -444,11 +199,12 @@ class ObsConnection:
             if client is not self._client or client.closed:
                 raise ObsUnavailable(self._down_message(request_name))
             remaining = max(deadline - loop.time(), 0.05)
-            future = loop.run_in_executor(self._executor, _call_blocking, client, request_name, data, remaining)
+            future = loop.run_in_executor(self._executor, call_blocking, client, request_name, data, remaining)
         except BaseException:
             self._lock.release()
             raise
         future.add_done_callback(self._request_finished)  # the lock is held until the thread is done
+        sent = time.monotonic()
         try:
             ok, answer, status = await asyncio.shield(future)
         except TRANSPORT_ERRORS as exc:
@@ -460,6 +216,7 @@ class ObsConnection:
                 reason = f"{request_name}: {_describe(exc)}"
             self._transport_lost(client, reason)
             raise ObsUnavailable(f"OBS '{self.name}': {request_name} failed: {reason}") from None
+        metrics.OBS_REQUEST_SECONDS.labels(self.name).observe(time.monotonic() - sent)  # answered, yes or no
         if not ok:
             raise ObsRequestError(self.name, request_name, data, status.get("code"), status.get("comment"))
         return answer
@@ -558,19 +315,21 @@ class ObsConnection:
                 log.exception("OBS '%s': unexpected error while connecting", self.name)
                 client, self.last_error = None, f"unexpected error: {exc!r}"
             if client is None:
+                self._attempted.set()
                 await asyncio.sleep(self._failed(next(delays)))
                 continue
             delays = backoff_delays(self.backoff_initial, self.backoff_max)
             await self._run_hooks()
             if self.connected:
                 self._ready.set()
+            self._attempted.set()
             await self._watch(client)
             self._ready.clear()
             await self._in_thread(client.disconnect, quiet=True)
 
-    async def _connect_once(self) -> _Client | None:
+    async def _connect_once(self) -> Client | None:
         """One attempt: connect, identify, GetVersion. The client, or None with last_error set."""
-        client = _Client(self.host, self.port, self._password, request_timeout=self.request_timeout,
+        client = Client(self.host, self.port, self._password, request_timeout=self.request_timeout,
                          connect_timeout=self.connect_timeout, on_event=self._event_from_thread,
                          on_lost=self._lost_from_thread)
         self.attempts += 1
@@ -632,7 +391,7 @@ class ObsConnection:
             except Exception:
                 log.exception("OBS '%s': on_connected hook %s failed", self.name, _hook_name(hook))
 
-    async def _watch(self, client: _Client) -> None:
+    async def _watch(self, client: Client) -> None:
         """Ping until the connection is lost."""
         while not client.closed:
             try:
@@ -649,7 +408,7 @@ class ObsConnection:
             except ObsError:
                 pass  # a lost connection was marked by call(); a busy one is not lost
 
-    def _lost_from_thread(self, client: _Client, reason: str) -> None:
+    def _lost_from_thread(self, client: Client, reason: str) -> None:
         loop = self._loop
         if loop is None:
             return
@@ -658,7 +417,7 @@ class ObsConnection:
         except RuntimeError:
             pass
 
-    def _transport_lost(self, client: _Client, reason: str) -> None:
+    def _transport_lost(self, client: Client, reason: str) -> None:
         """On the loop: `client` is dead. Only the current client's death changes the state."""
         client.lose(reason)
         if client is not self._client:
@@ -673,12 +432,13 @@ class ObsConnection:
                         reason)
 
     def _connect_error(self, exc: BaseException) -> str:
-        if isinstance(exc, _AuthFailed):
+        if isinstance(exc, AuthFailed):
             if not self._password:
-                return (f"OBS requires a password and none is configured: set {password_env_name(self.name)} "
-                        f"or the credential obs-password-{self.name}")
-            return (f"OBS refused the password (authentication failed): check {password_env_name(self.name)} "
-                    f"or the credential obs-password-{self.name} against OBS's WebSocket Server Settings")
+                return (f"OBS requires a password and none is configured: set {env_name(PASSWORD, self.name)} "
+                        f"or the credential {credential_file_name(PASSWORD, self.name)}")
+            return (f"OBS refused the password (authentication failed): check {env_name(PASSWORD, self.name)} "
+                    f"or the credential {credential_file_name(PASSWORD, self.name)} against OBS's WebSocket Server "
+                    "Settings")
         if isinstance(exc, ConnectionRefusedError):
             return "connection refused: is OBS running with its WebSocket server enabled on this port?"
         if isinstance(exc, (websocket.WebSocketTimeoutException, TimeoutError)):

@@ -1,0 +1,88 @@
+"""`anchor check`: every input validated at once, each problem with file:line and what to write instead."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from anchor.cli.common import EXIT_BAD_INPUT, Options, err, out, report
+from anchor.problems import InputError, Problem
+
+if TYPE_CHECKING:
+    from anchor.config import Settings
+    from anchor.content import Script
+
+
+def _front_matter_line(path: Path, key: str) -> int | None:
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if line.split("=")[0].strip() == key:
+            return number
+    return None
+
+
+async def _voice_problems(settings: Settings, scripts: list[Script]) -> list[Problem]:
+    """A script's voice must belong to an engine in the chain, and that engine must have it."""
+    from anchor.speech.chain import EngineChain
+    from anchor.speech.engines import EngineError, UnknownEngine, UnknownVoice
+
+    problems: list[Problem] = []
+    try:
+        chain = EngineChain(settings)
+    except UnknownEngine:
+        return problems  # already reported against anchor.toml
+    for script in scripts:
+        if not script.voice:
+            continue
+        owners = [e for e in chain.engines if e.owns_voice_name(script.voice)]
+        line = _front_matter_line(script.source, "voice")
+        if not owners:
+            problems.append(Problem(script.source, line, f"no engine in the chain has a voice named '{script.voice}'",
+                                    "`anchor voices` lists them; e.g. voice = \"zh-CN-XiaoxiaoNeural\"", "voice"))
+            continue
+        try:
+            await owners[0].resolve_voice(script.language, script.voice)
+        except UnknownVoice as exc:
+            problems.append(Problem(script.source, line, str(exc), key="voice"))
+        except EngineError:
+            pass  # cannot ask the engine now; not the script's fault
+    return problems
+
+
+def check() -> None:
+    """Validate anchor.toml, every channel and every script; list every problem with file:line. Exit 2 if any."""
+    from anchor.config import default_settings, load_settings
+    from anchor.content import find_scripts, load_script
+    from anchor.preflight import checked_channel_files, settings_problems
+
+    problems: list[Problem] = []
+    try:
+        settings = load_settings(Options.config)
+        problems += settings_problems(settings)
+    except InputError as exc:
+        problems.extend(exc.problems)
+        settings = default_settings(Options.config.resolve().parent)
+    engines_usable = not problems  # an engine table with errors cannot be built to ask about voices
+    scripts: list[Script] = []
+    if not settings.scripts_dir.is_dir():
+        problems.append(Problem(Options.config, None, f"scripts folder {settings.scripts_dir} does not exist",
+                                "create it or set paths.scripts_dir", "paths.scripts_dir"))
+    for path in find_scripts(settings.scripts_dir):
+        try:
+            scripts.append(load_script(path, settings.scripts_dir))
+        except InputError as exc:
+            problems.extend(exc.problems)
+    if engines_usable:
+        problems.extend(asyncio.run(_voice_problems(settings, scripts)))
+    channel_count = 0
+    if settings.schedules_dir.is_dir():  # a site may only render, with no schedules yet
+        files = checked_channel_files(settings)
+        channel_count = sum(1 for f in files if f.channel is not None)
+        problems += [p for f in files for p in f.problems]
+    report(problems)
+    errors = [p for p in problems if not p.warning]
+    if errors:
+        err().print(f"{len(errors)} problem{'s' * (len(errors) != 1)} found")
+        raise SystemExit(EXIT_BAD_INPUT)
+    out().print(f"ok: {Options.config}, {channel_count} channel{'s' * (channel_count != 1)} and "
+                f"{len(scripts)} script{'s' * (len(scripts) != 1)} are valid")

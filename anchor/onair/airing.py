@@ -1,0 +1,126 @@
+"""One airing, from its planned instant to its final row: on time or not at all, logged exactly once.
+
+    too late for its grace (or late = "skip")  → missed
+    its Program (ready ahead, or made now offline) → none: failed
+    claimed in the as-run log                    → already logged: not aired again
+    cued up in the lead, started early by the output's own start-up time
+    aired                                        → aired / late; missed, failed or interrupted by the output
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from anchor.metrics import AIRING_LATENESS, ON_AIR
+from anchor.onair.outputs import OutputSet
+from anchor.onair.programs import NOT_MADE, ReadyPrograms, cue_for
+from anchor.outputs import AiringInterrupted, Output, OutputError, OutputUnavailable
+from anchor.record import AsRunRecorder, Claim
+from anchor.schedule.channel import Channel
+from anchor.schedule.planner import PlannedAiring
+from anchor.store import Airing, Outcome, RotationStep
+
+log = logging.getLogger(__name__)
+
+LEAD = timedelta(seconds=2)  # claimed and cued this early: only the output's start is left at the instant
+ON_TIME = timedelta(seconds=2)  # started later than this after its instant, an airing is logged `late`
+SKIP_TOLERANCE = timedelta(seconds=2)  # `late = "skip"` still airs what is only this late
+SHUTDOWN = "cut by shutdown"
+
+
+@dataclass
+class OnAir:
+    """What an airing needs from the station around it."""
+
+    recorder: AsRunRecorder
+    programs: ReadyPrograms
+    outputs: OutputSet
+
+
+async def air(planned: PlannedAiring, channel: Channel, on_air: OnAir) -> None:
+    """Air one planned airing on its channel (the caller holds the channel) and log its outcome."""
+    recorder = on_air.recorder
+    where = f"channel {channel.id} airing {planned.key}"
+    lateness = datetime.now(UTC) - planned.planned_at_utc
+    if planned.late == "skip" and lateness > SKIP_TOLERANCE:
+        await recorder.unaired(planned, Outcome.MISSED, f"{lateness.total_seconds():.1f}s late and the slot says "
+                                                        'late = "skip"')
+        return
+    if lateness > planned.grace:
+        await recorder.unaired(planned, Outcome.MISSED, f"{lateness.total_seconds():.1f}s late, past its grace of "
+                                                        f"{planned.grace}")
+        return
+    if channel.output not in on_air.outputs:
+        await recorder.unaired(planned, Outcome.FAILED, f"its output {channel.output} cannot be used")
+        return
+    output = on_air.outputs[channel.output]
+
+    program = on_air.programs.get(planned)
+    if program is None:  # not made ready ahead (a fresh edit, or rendering failed): speak it now, offline
+        try:
+            program = await on_air.programs.make(planned, channel, offline=True)
+        except NOT_MADE as exc:
+            await recorder.unaired(planned, Outcome.FAILED, f"could not render {planned.script}: {exc}")
+            return
+
+    row = Airing(channel=channel.id, slot=planned.slot, planned_at=planned.planned_at_utc, outcome=Outcome.ON_AIR,
+                 script=planned.script, script_hash=program.content_hash, engine=program.engine,
+                 voice=program.voice, audio_hash=program.audio_sha256)
+    step = None
+    if planned.rotation_index is not None and planned.rotation_length:
+        step = RotationStep(planned.rotation_index, planned.rotation_length, planned.planned_at_utc)
+    claim = await recorder.claim(row, step)
+    if claim is Claim.ALREADY_LOGGED:
+        log.info("%s: already in the as-run log, not airing again", where)
+        return
+    if claim is Claim.DEFERRED:
+        log.error("%s: airing; the as-run log refused its row, which is kept and written when it can be", where)
+
+    cue = cue_for(planned, channel, program)
+    try:
+        await output.cue_up(cue)
+    except OutputError as exc:  # air() tries again and decides
+        log.warning("%s: cue-up on %s failed: %s", where, channel.output, exc)
+    await _until_start(planned, output)
+    started_at = datetime.now(UTC)
+    recorder.started(row, started_at)  # a crash from here on leaves the row `interrupted`, never re-aired
+    ON_AIR.labels(channel.id).set(1)
+    try:
+        result = await output.air(cue)
+    except OutputUnavailable as exc:
+        await recorder.finish(row, Outcome.MISSED, error=str(exc))
+        log.error("%s: missed on %s: %s", where, channel.output, exc)
+        return
+    except AiringInterrupted as exc:
+        await recorder.finish(row, Outcome.INTERRUPTED, started_at=started_at, ended_at=datetime.now(UTC),
+                              error=str(exc))
+        log.error("%s: interrupted on %s: %s", where, channel.output, exc)
+        return
+    except OutputError as exc:
+        await recorder.finish(row, Outcome.FAILED, error=str(exc), ended_at=datetime.now(UTC))
+        log.error("%s: output %s failed: %s", where, channel.output, exc)
+        return
+    except asyncio.CancelledError:
+        await asyncio.shield(recorder.finish(row, Outcome.INTERRUPTED, started_at=started_at,
+                                             ended_at=datetime.now(UTC), error=SHUTDOWN))
+        log.warning("%s: interrupted by shutdown", where)
+        raise
+    finally:
+        ON_AIR.labels(channel.id).set(0)
+
+    late_by = result.started_at - planned.planned_at_utc
+    outcome = Outcome.LATE if late_by > ON_TIME else Outcome.AIRED
+    AIRING_LATENESS.labels(channel.id).observe(max(0.0, late_by.total_seconds()))
+    await recorder.finish(row, outcome, started_at=result.started_at, ended_at=result.ended_at)
+    log.info("%s: %s %s (%s, %.0f ms after the instant, %.1f s)", where, outcome.value, planned.script,
+             program.engine, late_by.total_seconds() * 1000, program.duration_seconds)
+
+
+async def _until_start(planned: PlannedAiring, output: Output) -> None:
+    """Wait for the instant, less the output's own measured start-up time, so it is on air at the instant."""
+    wait = (planned.planned_at_utc - datetime.now(UTC)).total_seconds() - output.preroll
+    if wait > 0:
+        await asyncio.sleep(wait)

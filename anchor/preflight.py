@@ -1,0 +1,104 @@
+"""What can only be checked against the backends: the one place `anchor check`, every other command and the
+daemon (at start and on reload) ask whether the inputs name engines, outputs, OBS connections and avatars
+that exist. The input stage (config, schedule) knows no backend; this module knows them all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from anchor.avatar.face import load_avatar
+from anchor.config import Settings
+from anchor.outputs import OUTPUTS
+from anchor.problems import InputError, Problem
+from anchor.registry import Registry
+from anchor.schedule.channel import Channel, ChannelFile, read_channel_files
+from anchor.speech.engines import ENGINES
+from anchor.tomlsource import TomlSource, read_text, validation_problems
+
+
+def settings_problems(settings: Settings) -> list[Problem]:
+    """anchor.toml's engine chain and its [speech.engines.X] / [outputs.X] tables, each checked by its backend."""
+    if settings.source is None:
+        return []
+    source = TomlSource(settings.source, read_text(settings.source))
+    problems: list[Problem] = []
+    for name in settings.speech.chain.engines:
+        if name not in ENGINES.names():
+            problems.append(source.problem(("speech", "chain", "engines"), f"unknown engine '{name}'",
+                                           f"choose from: {', '.join(ENGINES.names())}"))
+    problems += _backend_tables(source, settings.speech.engines, ("speech", "engines"), "engine", ENGINES)
+    problems += _backend_tables(source, settings.outputs, ("outputs",), "output", OUTPUTS)
+    return problems
+
+
+def _backend_tables(source: TomlSource, tables: dict[str, dict[str, Any]], location: tuple[str, ...],
+                    kind: str, registry: Registry[Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    known = registry.names()
+    for name, table in tables.items():
+        if name not in known:
+            problems.append(source.problem((*location, name), f"unknown {kind} '{name}'",
+                                           f"{kind} tables are: {', '.join(known)}"))
+            continue
+        model = registry.get(name).Settings
+        try:
+            model.model_validate(table)
+        except ValidationError as exc:
+            problems.extend(validation_problems(source, exc, model, (*location, name)))
+    return problems
+
+
+def channel_problems(settings: Settings, channel: Channel) -> list[Problem]:
+    """A channel's output and avatar: the output kind exists, an OBS target is declared, the frames load."""
+    problems: list[Problem] = []
+    ref = channel.output
+    if ref.kind not in OUTPUTS.names():
+        problems.append(Problem(channel.source, channel.lines.get("output"), f"unknown output '{ref}'",
+                                f"choose from: {', '.join(OUTPUTS.names())}", "channel.output"))
+    elif ref.kind == "obs" and ref.target not in settings.obs:
+        known = ", ".join(f"obs:{n}" for n in settings.obs) or "none yet: add an [obs.NAME] table to anchor.toml"
+        problems.append(Problem(channel.source, channel.lines.get("output"), f"no OBS connection named "
+                                f"'{ref.target}'", f"declared connections: {known}", "channel.output"))
+    if channel.avatar is not None:
+        try:
+            load_avatar(channel.avatar)
+        except InputError as exc:
+            problems.extend(Problem(channel.source, channel.lines.get("avatar"), str(p),
+                                    'write avatar = "default" or a folder of mouth_closed/half/open.png and '
+                                    "blink.png (see README)", "channel.avatar") for p in exc.problems)
+    return problems
+
+
+def checked_settings(settings: Settings) -> Settings:
+    """`settings`, or InputError naming every backend problem in anchor.toml."""
+    problems = settings_problems(settings)
+    if problems:
+        raise InputError(problems)
+    return settings
+
+
+def checked_channel_files(settings: Settings) -> list[ChannelFile]:
+    """Every channel file, checked against the backends too: a channel with a backend problem is dropped
+    from its file's result, with the problems beside it."""
+    checked = []
+    for found in read_channel_files(settings):
+        if found.channel is None:
+            checked.append(found)
+            continue
+        problems = channel_problems(settings, found.channel)
+        errors = [p for p in problems if not p.warning]
+        checked.append(ChannelFile(found.path, None if errors else found.channel, [*found.problems, *problems]))
+    return checked
+
+
+def checked_channels(settings: Settings) -> tuple[list[Channel], list[Problem]]:
+    """Every channel, checked against the backends: (channels, warnings), or InputError listing every problem
+    of every file."""
+    files = checked_channel_files(settings)
+    problems = [p for f in files for p in f.problems]
+    if any(not p.warning for p in problems):
+        raise InputError(problems)
+    return [f.channel for f in files if f.channel is not None], problems

@@ -1,0 +1,146 @@
+"""The record stage: every write to the as-run log, off the event loop, with explicit results.
+
+An airing is claimed (its row inserted `on-air`) before it starts, so no restart or second process can air
+it twice; its start and end are written as they happen. A database that refuses a write (disk full, server
+down) never stops an airing: the row is kept in memory, brought up to date as the airing goes on, and
+written by retry_deferred() once the database takes it again. Nothing that aired is left out of the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from enum import Enum
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from anchor.metrics import AIRINGS
+from anchor.schedule.planner import PlannedAiring
+from anchor.store import Airing, AsRunLog, Outcome, RotationStep
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Claim(Enum):
+    CLAIMED = "claimed"  # the row is in the log: air
+    ALREADY_LOGGED = "already logged"  # a row exists (a restart, another PC): do not air again
+    DEFERRED = "deferred"  # the database refused the write: air anyway; the row is written later
+
+
+class Unwritten(Exception):
+    """The database refused a write; the message says why."""
+
+
+class AsRunRecorder:
+    def __init__(self, asrun: AsRunLog) -> None:
+        self.asrun = asrun
+        self._deferred: dict[tuple[str, str, datetime], tuple[Airing, RotationStep | None]] = {}
+        self._writes: set[asyncio.Task[None]] = set()
+
+    async def _write(self, what: str, write: Callable[..., T], *args: Any) -> T:
+        try:
+            return await asyncio.to_thread(write, *args)
+        except (SQLAlchemyError, OSError, LookupError) as exc:
+            log.error("as-run log: cannot %s: %s", what, exc)
+            raise Unwritten(str(exc)) from None
+
+    @staticmethod
+    def _key(row: Airing) -> tuple[str, str, datetime]:
+        return (row.channel, row.slot, row.planned_at)
+
+    # -- one airing's row ---------------------------------------------------------------------------------
+
+    async def claim(self, row: Airing, step: RotationStep | None = None) -> Claim:
+        """Insert the `on-air` row (and move the slot's rotation past it) before the airing starts."""
+        try:
+            inserted = await self._write(f"claim {row.channel} {row.slot}", self.asrun.claim, row, step)
+        except Unwritten:
+            self._deferred[self._key(row)] = (row, step)
+            return Claim.DEFERRED
+        return Claim.CLAIMED if inserted else Claim.ALREADY_LOGGED
+
+    def started(self, row: Airing, at: datetime) -> None:
+        """The airing went out at `at`: written in the background, never delaying what is on air."""
+        row.started_at = at
+        if self._key(row) in self._deferred:
+            return  # written whole, later
+        task = asyncio.ensure_future(self._update(row, started_at=at))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def finish(self, row: Airing, outcome: Outcome, *, started_at: datetime | None = None,
+                     ended_at: datetime | None = None, error: str | None = None) -> None:
+        """The airing's final state; counted in anchor_airings_total whether or not the database took it."""
+        if self._writes:  # the start lands before the end
+            await asyncio.wait(list(self._writes), timeout=5)
+        changes: dict[str, Any] = {"outcome": outcome, "ended_at": ended_at, "error": error}
+        if started_at is not None or outcome in (Outcome.MISSED, Outcome.FAILED):
+            changes["started_at"] = started_at  # missed and failed airings never started
+        for key, value in changes.items():
+            setattr(row, key, value)
+        AIRINGS.labels(row.channel, outcome.value).inc()
+        if self._key(row) not in self._deferred:
+            await self._update(row, **changes)
+
+    async def _update(self, row: Airing, **changes: Any) -> None:
+        try:
+            await self._write(f"record {row.channel} {row.slot}", self.asrun.finish, row, changes)
+        except Unwritten:
+            self._deferred[self._key(row)] = (row, None)  # rewritten whole: the claim's row may be gone
+            return
+
+    async def unaired(self, planned: PlannedAiring, outcome: Outcome, error: str) -> bool:
+        """Log an airing that did not go out (missed, failed, skipped). False if a row already existed."""
+        row = Airing(channel=planned.channel, slot=planned.slot, planned_at=planned.planned_at_utc,
+                     outcome=outcome, script=planned.script, error=error)
+        claim = await self.claim(row)
+        if claim is Claim.ALREADY_LOGGED:
+            return False
+        AIRINGS.labels(planned.channel, outcome.value).inc()
+        log.warning("channel %s airing %s: %s (%s)", planned.channel, planned.key, outcome.value, error)
+        return True
+
+    # -- the log as a whole -------------------------------------------------------------------------------
+
+    @property
+    def deferred(self) -> int:
+        return len(self._deferred)
+
+    async def retry_deferred(self) -> int:
+        """Write the rows the database refused earlier; returns how many are still waiting."""
+        for key, (row, step) in list(self._deferred.items()):
+            if row.outcome is Outcome.ON_AIR:
+                continue  # still airing: written whole when it ends
+            try:
+                await self._write(f"record {row.channel} {row.slot} later", self.asrun.upsert, row, step)
+            except Unwritten:
+                break  # still refused: try again at the next heartbeat
+            del self._deferred[key]
+            log.info("as-run log: wrote the %s row of %s %s the database refused earlier", row.outcome.value,
+                     row.channel, row.slot)
+        return len(self._deferred)
+
+    async def recover(self, now: datetime) -> list[Airing]:
+        """At start: rows a crash left on air (see AsRunLog.recover)."""
+        last_alive = await self._write("read when the daemon was last alive", self.asrun.last_alive)
+        return await self._write("recover rows left on air", self.asrun.recover, now, last_alive)
+
+    async def mark_alive(self, when: datetime) -> None:
+        try:
+            await self._write("note that the daemon is alive", self.asrun.mark_alive, when)
+        except Unwritten:
+            pass
+
+    async def close(self) -> None:
+        if self._writes:
+            await asyncio.wait(list(self._writes), timeout=10)
+        if self._deferred:
+            await self.retry_deferred()
+        for row, _ in self._deferred.values():
+            log.error("as-run log: the %s row of %s %s planned %s could not be written", row.outcome.value,
+                      row.channel, row.slot, row.planned_at.isoformat())

@@ -236,7 +236,7 @@ async def render_program(script: Script, settings: Settings, chain: EngineChain,
         try:
             program = await _render_with(script, engine, chosen, key, chain, cache, settings, fallback)
         except EngineFailed as exc:
-            log.warning("%s: %s; trying the next engine", script.name, exc)
+            log.debug("%s: %s; trying the next engine", script.name, exc)
             reasons.append(str(exc))
             continue
         except (audio.AudioError, OSError) as exc:

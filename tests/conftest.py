@@ -62,10 +62,11 @@ breaker_cooldown = 60
         path.write_text(text, encoding="utf-8")
         return path
 
-    def run(self, *args: str, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, timeout: float = CLI_TIMEOUT,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """`anchor --config anchor.toml ARGS…` as a user would run it."""
         env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-               "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+               "COLUMNS": "200", "PYTHONUNBUFFERED": "1", **(env or {})}
         return subprocess.run([sys.executable, "-m", "anchor", "--config", str(self.config), *args],
                               cwd=self.root, env=env, capture_output=True, text=True, timeout=timeout)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import threading
@@ -273,3 +274,22 @@ def test_heartbeat_notices_a_wall_clock_step(site: tuple[Project, int], caplog: 
     assert step == 1 and calm == 1
     assert "wall clock jumped by +115" in caplog.text
     assert len(jobs) == 1  # the plan was rebuilt: the airing an hour away is scheduled
+
+
+def test_a_clean_stop_mid_airing_logs_one_line_and_no_traceback(site: tuple[Project, int]) -> None:
+    """SIGTERM (systemctl stop, Ctrl-C) while a program is on air: the airing is logged `interrupted`, with
+    its end, in one log line; nothing else complains, and every line carries its time."""
+    project, _ = site
+    channel(project, slot("long", f"at = {at(6)}", "long.md"))
+    with Daemon(project) as daemon:
+        daemon.wait_log(r"airing 'long.md' to", timeout=60)
+        time.sleep(1.0)
+        assert daemon.stop() == 0
+        log = daemon.log
+    (row,) = rows(project)
+    assert row.outcome.value == "interrupted" and row.error == "cut by shutdown"
+    assert row.started_at is not None and row.ended_at is not None and row.ended_at > row.started_at
+    assert "Traceback" not in log and " ERROR " not in log, log
+    assert len(re.findall(r"interrupted by shutdown", log)) == 1, log
+    stamp = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) ")
+    assert all(stamp.match(line) for line in log.splitlines() if line.strip()), log

@@ -124,6 +124,10 @@ def test_failing_service_falls_back_to_espeak(project: Project, fake_edge: FakeE
     assert reason.startswith("edge: ") and words in reason, reason
     assert f"after {attempts} attempt" in reason, reason
     assert "fell back to espeak" in result.stdout
+    # One line for the program, not one per request and retry; a one-shot command promises no "next try".
+    warnings = [line for line in result.stderr.splitlines() if " WARNING " in line]
+    assert len(warnings) == 1 and "notice.md rendered with espeak" in warnings[0], result.stderr
+    assert "retrying" not in result.stderr and "next try" not in result.stdout + result.stderr
     if connections is not None:
         assert server.connections == connections
     assert elapsed < 20  # 3 × 2 s timeouts + backoff + espeak, at worst

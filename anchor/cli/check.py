@@ -27,6 +27,8 @@ async def _voice_problems(settings: Settings, scripts: list[Script]) -> list[Pro
     from anchor.speech.engines import EngineError, UnknownEngine, UnknownVoice
 
     problems: list[Problem] = []
+    if not any(script.voice for script in scripts):
+        return problems  # nothing to ask the engines (and no need to load them)
     try:
         chain = EngineChain(settings)
     except UnknownEngine:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 
-from anchor.cli.common import channel_time, channel_zones, escape, out, parse_instant, settings, utc
+from anchor.cli.common import channel_time, channel_zones, parse_instant, settings, utc
 
 FIELDS = ("channel", "slot", "planned_at", "started_at", "ended_at", "outcome", "script", "script_hash", "engine",
           "voice", "audio_hash", "error")
@@ -28,9 +29,7 @@ def history(
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV for a spreadsheet.")] = False,
 ) -> None:
     """Print the as-run log: what aired, when, and how."""
-    from rich import box
-    from rich.table import Table
-
+    from anchor.cli.tables import Column, write_table
     from anchor.store import open_store
 
     app_settings = settings()
@@ -42,19 +41,17 @@ def history(
         for row in rows:
             writer.writerow([_value(row, f, zones.get(row.channel)) for f in FIELDS])
         return
-    table = Table(title=f"as-run log: {len(rows)} airings", box=box.SIMPLE_HEAD,
-                  caption="times are each channel's own, with its UTC offset; --csv has every field")
-    table.add_column("planned", no_wrap=True)
-    table.add_column("channel", overflow="fold")
-    table.add_column("slot", overflow="fold")
-    table.add_column("script / error", overflow="fold")
-    table.add_column("outcome", no_wrap=True)
-    for row in rows:
-        zone = zones.get(row.channel)
-        outcome = row.outcome.value
-        if row.started_at is not None:
-            late = (utc(row.started_at) - utc(row.planned_at)).total_seconds()
-            outcome += f" {late:+.2f}s"
-        what = escape(row.script) + (f"\n[dim]{escape(row.error)}[/]" if row.error else "")
-        table.add_row(channel_time(row.planned_at, zone, "minutes"), row.channel, row.slot, what, outcome)
-    out().print(table)
+    def lines() -> Iterator[tuple[str, ...]]:
+        for row in rows:
+            outcome = row.outcome.value
+            if row.started_at is not None:
+                outcome += f" {(utc(row.started_at) - utc(row.planned_at)).total_seconds():+.2f}s"
+            yield (channel_time(row.planned_at, zones.get(row.channel), "minutes"), row.channel, row.slot,
+                   row.script, outcome)
+            if row.error:
+                yield (f"    └ {row.error}",)
+
+    columns = [Column("planned", fold=False), Column("channel", fold=False), Column("slot"), Column("script"),
+               Column("outcome", fold=False)]
+    write_table(columns, lines(), title=f"as-run log: {len(rows)} airings",
+                caption="each time is its channel's own clock, with its UTC offset; --csv has every field")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
 
-from anchor.cli.common import BadInput, channel_time, channels, out, parse_instant, settings
+from anchor.cli.common import BadInput, channel_time, channels, parse_instant, settings
 
 
 def plan(
@@ -20,9 +21,9 @@ def plan(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON objects instead of a table.")] = False,
 ) -> None:
     """List planned airings, rotations resolved, each in its channel's time."""
-    from rich import box
-    from rich.table import Table
+    from rich.cells import cell_len
 
+    from anchor.cli.tables import Column, write_table
     from anchor.schedule.planner import plan as make_plan
     from anchor.store import open_store
 
@@ -40,18 +41,21 @@ def plan(
         sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
         return
     zones = {c.id: c.zone for c in chosen}
-    table = Table(title=f"{len(planned)} planned airings from {channel_time(begin, None, 'minutes')} for {span}",
-                  box=box.SIMPLE_HEAD, caption="each time is its channel's own clock, with its UTC offset")
-    table.add_column("time", no_wrap=True)
-    table.add_column("channel", no_wrap=True)
-    table.add_column("slot", overflow="fold")
-    table.add_column("script", overflow="fold", min_width=min(30, max((len(p.script) for p in planned), default=6)))
-    day = ""
-    for p in planned:
-        local = p.planned_at.astimezone(zones[p.channel])
-        if local.strftime("%Y-%m-%d") != day:  # one heading per day, then times of day
-            day = local.strftime("%Y-%m-%d")
-            table.add_row(f"[bold]{local.strftime('%Y-%m-%d %a')}[/]", "", "", "")
-        table.add_row(channel_time(p.planned_at, zones[p.channel], "minutes", with_date=False), p.channel, p.slot,
-                      p.script)
-    out().print(table)
+
+    def lines() -> Iterator[tuple[str, ...]]:
+        day = ""
+        for p in planned:
+            when = channel_time(p.planned_at, zones[p.channel], "minutes")
+            if when[:10] != day:  # one heading per day (in the channel's calendar), then times of day
+                day = when[:10]
+                yield (f"── {day} {p.planned_at.astimezone(zones[p.channel]):%a} ──",)
+            yield when[11:], p.channel, p.slot, p.script
+
+    slots = [s for c in chosen for s in c.slots]
+    columns = [Column("time", fold=False, widest=len("00:00+00:00")),
+               Column("channel", fold=False, widest=max((len(c.id) for c in chosen), default=7)),
+               Column("slot", widest=max((cell_len(s.id) for s in slots), default=4)),
+               Column("script", widest=max((len(name) for s in slots for name in s.scripts), default=6))]
+    write_table(columns, lines(), title=f"{len(planned)} planned airings from "
+                f"{channel_time(begin, begin.tzinfo, 'minutes')} for {span}",
+                caption="each time is its channel's own clock, with its UTC offset")

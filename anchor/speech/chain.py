@@ -99,7 +99,7 @@ class EngineChain:
             if not error.transient or attempt == attempts:
                 raise EngineFailed(f"{engine.name}: {error.reason} (after {attempt} attempt{'s' * (attempt > 1)})")
             delay = self.settings.backoff * 2 ** (attempt - 1)
-            log.warning("%s: %s; retrying in %.1fs (attempt %d of %d)", engine.name, error.reason, delay,
+            log.debug("%s: %s; retrying in %.1fs (attempt %d of %d)", engine.name, error.reason, delay,
                         attempt + 1, attempts)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
@@ -117,7 +117,10 @@ class EngineChain:
         try:
             results = await asyncio.gather(*tasks)
         except EngineFailed as exc:
+            was_open = breaker.opened_at is not None
             breaker.record_failure(str(exc).removeprefix(f"{engine.name}: "))
+            if breaker.opened_at is not None and not was_open:  # once per outage, not once per program
+                log.warning("%s: %s; not asked again for %g s", engine.name, breaker.describe(), breaker.cooldown)
             raise
         except BaseException:
             breaker.release_probe()

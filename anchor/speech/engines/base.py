@@ -1,4 +1,8 @@
-"""The one interface every TTS engine implements."""
+"""The one interface every TTS engine implements.
+
+An engine's module is imported to validate its [speech.engines.NAME] table (`anchor check`, every command),
+so it must stay light at import: its service library, numpy and the audio tools load when it speaks.
+"""
 
 from __future__ import annotations
 

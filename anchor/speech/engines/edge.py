@@ -1,20 +1,17 @@
-"""edge-tts: Microsoft's online neural voices, the primary engine. Never the only one."""
+"""edge-tts: Microsoft's online neural voices, the primary engine. Never the only one.
+
+edge-tts (with aiohttp) and the audio decoder load when an engine is made, not when this module is
+imported: checking an [speech.engines.edge] table must not cost a command their start-up time.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import re
 
-import aiohttp
-import edge_tts
-import edge_tts.communicate
-import edge_tts.voices
-from edge_tts import constants
-from edge_tts.exceptions import EdgeTTSException, NoAudioReceived
 from pydantic import Field
 
 from anchor.content import Prosody
-from anchor.speech import audio
 from anchor.speech.engines import register
 from anchor.speech.engines.base import (
     EngineError,
@@ -29,9 +26,6 @@ from anchor.speech.engines.base import (
 
 EDGE_SAMPLE_RATE = 24000  # the service's only output: mp3, 24 kHz mono
 TICKS_PER_SECOND = 10_000_000
-# The library's own endpoints, kept so an engine built without an override gets them back.
-LIBRARY_ENDPOINT = constants.WSS_URL
-LIBRARY_VOICE_LIST = constants.VOICE_LIST
 _VOICE_NAME = re.compile(r"^[a-z]{2,3}-[A-Z]{2}(-[A-Za-z]+)?-[A-Za-z]+Neural$")
 
 
@@ -48,6 +42,9 @@ class EdgeSettings(EngineSettings):
 
 def _describe(exc: BaseException) -> EngineError:
     """Sort the library's many failure types into retryable and not."""
+    import aiohttp
+    from edge_tts.exceptions import EdgeTTSException, NoAudioReceived
+
     if isinstance(exc, aiohttp.WSServerHandshakeError) or isinstance(exc, aiohttp.ClientResponseError):
         if exc.status == 403:
             # Microsoft rotated its token: only a newer edge-tts fixes this, retrying cannot.
@@ -73,11 +70,16 @@ class EdgeEngine(SpeechEngine):
     Settings = EdgeSettings
 
     def __init__(self, settings: EdgeSettings) -> None:
+        import edge_tts.communicate
+        import edge_tts.voices
+        from edge_tts import constants
+
         super().__init__(settings)
         self.settings: EdgeSettings = settings
-        # The library reads its endpoints from module globals; this is its only override point.
-        setattr(edge_tts.communicate, "WSS_URL", settings.endpoint or LIBRARY_ENDPOINT)  # noqa: B010
-        setattr(edge_tts.voices, "VOICE_LIST", settings.voice_list_endpoint or LIBRARY_VOICE_LIST)  # noqa: B010
+        # The library reads its endpoints from module globals; this is its only override point. The
+        # defaults come from its constants, so an engine built without an override gets them back.
+        setattr(edge_tts.communicate, "WSS_URL", settings.endpoint or constants.WSS_URL)  # noqa: B010
+        setattr(edge_tts.voices, "VOICE_LIST", settings.voice_list_endpoint or constants.VOICE_LIST)  # noqa: B010
 
     def owns_voice_name(self, voice: str) -> bool:
         return bool(_VOICE_NAME.match(voice))
@@ -94,6 +96,12 @@ class EdgeEngine(SpeechEngine):
         return voice
 
     async def synthesize(self, text: str, voice: str, prosody: Prosody) -> SpokenAudio:
+        import aiohttp
+        import edge_tts
+        from edge_tts.exceptions import EdgeTTSException
+
+        from anchor.speech import audio
+
         communicate = edge_tts.Communicate(
             text, voice,
             rate=f"{prosody.rate:+d}%", volume=f"{prosody.volume:+d}%", pitch=f"{prosody.pitch:+d}Hz",
@@ -115,6 +123,10 @@ class EdgeEngine(SpeechEngine):
         return SpokenAudio(samples, EDGE_SAMPLE_RATE, words)
 
     async def list_voices(self) -> list[VoiceInfo]:
+        import aiohttp
+        import edge_tts
+        from edge_tts.exceptions import EdgeTTSException
+
         try:
             voices = await asyncio.wait_for(edge_tts.list_voices(), self.settings.connect_timeout + 5)
         except (TimeoutError, EdgeTTSException, aiohttp.ClientError, OSError, ValueError) as exc:

@@ -19,7 +19,6 @@ from anchor.speech.engines.base import (
     VoiceInfo,
     language_lookup,
 )
-from anchor.speech.wav import WavError, parse_streamed_wav
 
 DEFAULT_SPEED_WPM = 175
 
@@ -105,6 +104,8 @@ class EspeakEngine(SpeechEngine):
             "-a", str(min(200, max(0, amplitude))), "-b", "1", "--stdin", "--stdout",
             stdin=text.encode("utf-8"),
         )
+        from anchor.speech.wav import WavError, parse_streamed_wav  # numpy: loaded when speaking, not to check
+
         try:
             samples, rate = parse_streamed_wav(data)
         except WavError as exc:

@@ -28,6 +28,7 @@ bench: setup
 	$(VENV)/bin/python benchmarks/avatar.py
 	$(VENV)/bin/python benchmarks/obs_roundtrip.py
 	$(VENV)/bin/python benchmarks/obs_punctuality.py
+	$(VENV)/bin/python benchmarks/cli.py
 
 setup: system-packages $(STAMP)
 

@@ -15,9 +15,7 @@ import argparse
 import asyncio
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +24,7 @@ from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
+from running import memory_mb, quantiles, start_daemon, stop_daemon
 
 from anchor.store import AsRunLog, open_engine
 
@@ -44,24 +43,9 @@ def site(root: Path, schedules: dict[str, str], extra: str = "") -> None:
                                       encoding="utf-8")
 
 
-def start(root: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "anchor", "--config", str(root / "anchor.toml"), "run"], cwd=root,
-                            stdout=subprocess.DEVNULL, stderr=open(root / "daemon.log", "wb"))
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
 def percentiles(values: list[float]) -> str:
-    ordered = sorted(values)
-    q = statistics.quantiles(ordered, n=100, method="inclusive")
-    return f"p50 {q[49]:7.2f}  p95 {q[94]:7.2f}  p99 {q[98]:7.2f}  max {ordered[-1]:7.2f}  (ms, n={len(ordered)})"
+    p50, p95, p99, top = quantiles(values)
+    return f"p50 {p50:7.2f}  p95 {p95:7.2f}  p99 {p99:7.2f}  max {top:7.2f}  (ms, n={len(values)})"
 
 
 async def bare_scheduler(instants: list[datetime]) -> list[float]:
@@ -89,7 +73,7 @@ def punctuality(airings: int) -> float:
         slots = "".join(f'[[slot]]\nname = "s{i:03d}"\nat = {t.strftime("%Y-%m-%dT%H:%M:%SZ")}\nscript = "tick.md"\n\n'
                         for i, t in enumerate(instants))
         site(root, {"bench": f'[channel]\nid = "bench"\ntimezone = "Asia/Shanghai"\n\n{slots}'})
-        proc = start(root)
+        proc = start_daemon(root)
         try:
             bare = asyncio.run(bare_scheduler(instants))
             deadline = time.monotonic() + 30
@@ -100,7 +84,7 @@ def punctuality(airings: int) -> float:
                     break
                 time.sleep(0.5)
         finally:
-            stop(proc)
+            stop_daemon(proc)
         outcomes = {r.outcome.value for r in rows}
         anchor_late = [(r.started_at - r.planned_at).total_seconds() * 1000 for r in rows if r.started_at]
     print(f"punctuality: {airings} airings 2 s apart, file output; outcomes {sorted(outcomes)}")
@@ -125,7 +109,7 @@ def idle(seconds: float) -> None:
                                       f'"policy/legal-aid.md"]\n\n[[slot]]\ncron = "30 {hour} * * 1-5"\n'
                                       f'script = "health/diabetes-diet.md"\n')
         site(root, schedules)
-        proc = start(root)
+        proc = start_daemon(root)
         try:
             time.sleep(10)  # start-up
             stat = Path(f"/proc/{proc.pid}/stat")
@@ -137,10 +121,9 @@ def idle(seconds: float) -> None:
             before, t0 = cpu(), time.monotonic()
             time.sleep(seconds)
             used, elapsed = cpu() - before, time.monotonic() - t0
-            rss = int(next(l for l in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
-                           if l.startswith("VmRSS")).split()[1]) / 1024
+            rss = memory_mb(proc.pid)
         finally:
-            stop(proc)
+            stop_daemon(proc)
     print(f"idle, 50 channels: CPU {100 * used / elapsed:.2f} % of a core over {elapsed:.0f} s "
           f"(target ≤ 1 %); RSS {rss:.0f} MB (target ≤ 150 MB)")
 

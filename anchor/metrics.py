@@ -24,6 +24,10 @@ AIRINGS = Counter(
     "anchor_airings_total", "Planned airings by their final outcome (aired, late, missed, failed, interrupted).",
     ["channel", "outcome"],
 )
+DEGRADED_AIRINGS = Counter(
+    "anchor_degraded_airings_total", "Airings that went out below the full talking clip (as a still picture or "
+    "the audio alone), by rung and by the reason the part above failed.", ["channel", "rung", "reason"],
+)
 AIRING_LATENESS = Histogram(
     "anchor_airing_lateness_seconds", "From the planned instant to the output's start.", ["channel"],
     buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 30, 120, 300),

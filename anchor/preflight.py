@@ -5,11 +5,14 @@ that exist. The input stage (config, schedule) knows no backend; this module kno
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from anchor.avatar.face import load_avatar
+from anchor.avatar.fonts import font_installed
 from anchor.config import Settings
 from anchor.outputs import OUTPUTS
 from anchor.problems import InputError, Problem
@@ -65,10 +68,35 @@ def channel_problems(settings: Settings, channel: Channel) -> list[Problem]:
     if channel.avatar is not None:
         try:
             load_avatar(channel.avatar)
-        except InputError as exc:
-            problems.extend(Problem(channel.source, channel.lines.get("avatar"), str(p),
+        except InputError as exc:  # it airs without its avatar (a still background), so a warning
+            problems.extend(Problem(channel.source, channel.lines.get("avatar"), f"{p}; until fixed, the channel "
+                                    "airs its audio over the plain background",
                                     'write avatar = "default" or a folder of mouth_closed/half/open.png and '
-                                    "blink.png (see README)", "channel.avatar") for p in exc.problems)
+                                    "blink.png (see README)", "channel.avatar", warning=True) for p in exc.problems)
+    return problems
+
+
+def readiness_problems(settings: Settings, channels: list[Channel]) -> list[Problem]:
+    """What this machine lacks that would make airings fail or step down, found before air time: ffmpeg,
+    the offline voice, the fonts the outputs draw text with. Blocking (it runs fc-list): call it in a thread."""
+    where = settings.source or Path("anchor.toml")
+    problems: list[Problem] = []
+    if shutil.which("ffmpeg") is None:
+        problems.append(Problem(where, None, "ffmpeg is not installed: no program can be rendered, nothing airs",
+                                "apt-get install ffmpeg"))
+    if "espeak" in settings.speech.chain.engines:
+        binary = str(settings.speech.engines.get("espeak", {}).get("binary", "espeak-ng"))
+        if shutil.which(binary) is None:
+            problems.append(Problem(where, None, f"the offline voice ({binary}) is not installed: when the cloud "
+                                    "voice fails, airings fail", "apt-get install espeak-ng", warning=True))
+    kinds = sorted({c.output.kind for c in channels} & set(OUTPUTS.names()))
+    for kind in kinds:
+        font = getattr(OUTPUTS.get(kind).settings_from(settings), "font", None)
+        if font and not font_installed(font):
+            problems.append(Problem(where, None, f"font '{font}' of [outputs.{kind}] is not installed: its airings "
+                                    "go out without the lower third and subtitles (a still picture on the file "
+                                    "output)", "apt-get install fonts-wqy-microhei, or set font to one "
+                                    "`fc-list :lang=zh family` lists", f"outputs.{kind}.font", warning=True))
     return problems
 
 

@@ -222,7 +222,13 @@ async def render_program(script: Script, settings: Settings, chain: EngineChain,
     requested = [v for v in [explicit, *(voices or [])] if v]
     reasons: list[str] = []
     for engine in chain.engines:
-        chosen = await _voice_for(engine, script, requested)
+        try:
+            chosen = await _voice_for(engine, script, requested)
+        except UnknownVoice as exc:
+            if explicit and engine.owns_voice_name(explicit):
+                raise  # the voice asked for by name is this engine's, and it has no such voice
+            reasons.append(f"{engine.name}: {exc}")  # it does not speak this language: the next one may
+            continue
         key = program_key(script, engine, chosen, settings)
         hit = cache.get(key)
         if hit is not None:  # a finished Program is served even while its engine is down

@@ -74,11 +74,13 @@ class AsRunRecorder:
         task.add_done_callback(self._writes.discard)
 
     async def finish(self, row: Airing, outcome: Outcome, *, started_at: datetime | None = None,
-                     ended_at: datetime | None = None, error: str | None = None) -> None:
+                     ended_at: datetime | None = None, error: str | None = None, aired_as: str | None = None,
+                     degraded: str | None = None) -> None:
         """The airing's final state; counted in anchor_airings_total whether or not the database took it."""
         if self._writes:  # the start lands before the end
             await asyncio.wait(list(self._writes), timeout=5)
-        changes: dict[str, Any] = {"outcome": outcome, "ended_at": ended_at, "error": error}
+        changes: dict[str, Any] = {"outcome": outcome, "ended_at": ended_at, "error": error, "aired_as": aired_as,
+                                   "degraded": degraded}
         if started_at is not None or outcome in (Outcome.MISSED, Outcome.FAILED):
             changes["started_at"] = started_at  # missed and failed airings never started
         for key, value in changes.items():

@@ -56,6 +56,8 @@ class Airing(SQLModel, table=True):
     engine: str | None = Field(default=None, max_length=32)
     voice: str | None = Field(default=None, max_length=100)
     audio_hash: str | None = Field(default=None, max_length=64)
+    aired_as: str | None = Field(default=None, max_length=16)  # clip, still or audio: how it went out
+    degraded: str | None = Field(default=None, max_length=2000)  # why it went out below the full clip
     error: str | None = Field(default=None, max_length=2000)
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 

@@ -23,9 +23,10 @@ from pydantic import ValidationError
 
 import anchor.outputs.file as file_output
 from anchor.avatar import DEFAULT_AVATAR
+from anchor.avatar.clip import ClipError
 from anchor.config import Settings, load_settings
 from anchor.content import load_script
-from anchor.outputs import AiredResult, Cue, OutputError, output_type
+from anchor.outputs import AiredResult, Cue, OutputError, Rung, output_type
 from anchor.outputs.file import FileOutput, FileOutputSettings
 from anchor.preflight import checked_settings
 from anchor.problems import InputError
@@ -248,8 +249,10 @@ def test_a_copy_cancelled_midway_leaves_nothing(rendered: Rendered, monkeypatch:
     assert files_under(rendered.settings.data_dir / "aired" / "ward-3" / "2025-03-05") == []
 
 
-def test_air_without_prepare_renders_late_and_copies_across_file_systems(
+def test_air_without_prepare_steps_down_at_once_and_copies_across_file_systems(
         rendered: Rendered, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing made ready (a fresh edit): the airing does not wait for a render: it goes out at once as the
+    still picture (made in a moment) and says why, while the clip is made for the next airing."""
     _no_hard_links(monkeypatch)
     output = FileOutput(FileOutput.settings_from(rendered.settings), tmp_path / "fresh")
     cue = rendered.cue(datetime(2025, 12, 31, 23, 59, 30, tzinfo=BEIJING), "new-year")
@@ -257,20 +260,66 @@ def test_air_without_prepare_renders_late_and_copies_across_file_systems(
 
     aired = Path(result.detail["file"])
     assert aired == tmp_path / "fresh" / "aired" / "ward-3" / "2025-12-31" / "235930+0800-new-year.mp4"
-    clip = clip_path(output, cue)
-    assert clip.is_file() and aired.stat().st_ino != clip.stat().st_ino
-    assert aired.read_bytes() == clip.read_bytes()
+    assert result.rung is Rung.STILL and result.degraded is not None and result.degraded.reason == "late"
+    streams = ffprobe(aired)["streams"]
+    assert sorted(s["codec_type"] for s in streams) == ["audio", "video"]
     assert files_under(tmp_path / "fresh" / "aired") == [aired]  # no .part left behind
-    # started_at was taken before the late render, so the airing still lasts the program's length.
     held = (result.ended_at - result.started_at).total_seconds()
     assert abs(held - rendered.program.duration_seconds) <= 0.3
+    # The clip was made meanwhile: the next airing of the program is the full talking clip.
+    assert clip_path(output, cue).is_file()
+    again = run_air(output, rendered.cue(datetime(2026, 1, 1, 9, 0, tzinfo=BEIJING), "new-year"))
+    assert again.rung is Rung.CLIP and again.degraded is None
 
 
-def test_a_missing_font_is_a_clear_error(rendered: Rendered, tmp_path: Path) -> None:
-    output = FileOutput(FileOutputSettings(font="No Such Font Family"), tmp_path)
-    with pytest.raises(OutputError, match="font 'No Such Font Family' is not installed"):
-        asyncio.run(asyncio.wait_for(output.prepare(rendered.cue(datetime(2025, 3, 2, 9, 0, tzinfo=BEIJING))), 30))
-    assert not (tmp_path / "clips").exists() or list((tmp_path / "clips").iterdir()) == []
+LADDER = {
+    # what breaks → (the rung the airing goes out on, the reason recorded)
+    "font": (Rung.STILL, "font"),
+    "avatar": (Rung.STILL, "avatar"),
+    "render": (Rung.STILL, "render"),
+    "clips-folder": (Rung.AUDIO, "disk"),
+    "ffmpeg": (Rung.AUDIO, "ffmpeg"),
+}
+
+
+@pytest.mark.parametrize("broken", LADDER)
+def test_a_lost_part_steps_the_airing_down_never_off(rendered: Rendered, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch, broken: str) -> None:
+    """Each part the clip needs, taken away: the airing still goes out, one rung down, saying why."""
+    settings = FileOutput.settings_from(rendered.settings)
+    cue = rendered.cue(datetime(2025, 6, 1, 8, 0, tzinfo=BEIJING), f"ladder-{broken}")
+    if broken == "font":
+        settings = FileOutputSettings(font="No Such Font Family")
+    elif broken == "avatar":
+        frames = tmp_path / "avatar"
+        shutil.copytree(DEFAULT_AVATAR, frames)
+        (frames / "mouth_open.png").write_bytes(b"not a picture")
+        cue = dataclasses.replace(cue, avatar=frames)
+    elif broken == "render":
+        def failing(*args: object, **kwargs: object) -> None:
+            raise ClipError("ffmpeg failed (exit 1): a render that breaks")
+
+        monkeypatch.setattr("anchor.avatar.clip.render_talking_clip", failing)
+    elif broken == "clips-folder":
+        (tmp_path / "clips").write_text("a file where the clips folder should be")
+    elif broken == "ffmpeg":
+        bare = tmp_path / "bin"
+        bare.mkdir()
+        (bare / "fc-list").symlink_to(shutil.which("fc-list"))
+        monkeypatch.setenv("PATH", str(bare))
+    output = FileOutput(settings, tmp_path)
+    asyncio.run(asyncio.wait_for(output.prepare(cue), 120))
+    result = run_air(output, cue)
+    rung, reason = LADDER[broken]
+    assert (result.rung, result.degraded and result.degraded.reason) == (rung, reason), result
+    aired = Path(result.detail["file"])
+    if rung is Rung.AUDIO:  # the program's own audio, linked: no ffmpeg, no free space needed
+        assert aired.suffix == ".wav" and aired.read_bytes() == rendered.program.files.wav.read_bytes()
+    else:
+        monkeypatch.undo()
+        assert sorted(s["codec_type"] for s in ffprobe(aired)["streams"]) == ["audio", "video"]
+    held = (result.ended_at - result.started_at).total_seconds()
+    assert abs(held - rendered.program.duration_seconds) <= 0.3
 
 
 def test_bad_settings_are_clear_errors_naming_the_line(project: Project) -> None:

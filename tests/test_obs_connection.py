@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from anchor.credentials import env_name, find_secret
-from anchor.outputs.obs.connection import PASSWORD, ObsConnection, backoff_delays
+from anchor.outputs.obs.connection import ObsConnection, backoff_delays
+from anchor.outputs.obs.settings import PASSWORD
 from anchor.outputs.obs.errors import ObsRequestError, ObsUnavailable
 from tests.obs_fixture import ObsStudio, require_obs
 

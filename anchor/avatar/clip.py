@@ -27,7 +27,7 @@ from anchor.speech import audio
 from anchor.speech.program_files import ProgramFiles
 from anchor.speech.sentences import width as text_width
 from anchor.speech.subtitles import read_srt
-from anchor.speech.wav import WavError, WavReader
+from anchor.speech.wav import WavError, WavReader, wav_seconds
 
 log = logging.getLogger(__name__)
 
@@ -411,3 +411,49 @@ async def render_talking_clip(program_dir: Path, avatar: Avatar, out: Path, *, w
              "(%.3fx real time)", out.name, report.frames, report.runs, 100 * report.mouth_open_share,
              report.blinks, report.render_seconds, report.audio_seconds, report.real_time_factor)
     return report
+
+
+STILL_FPS = 5  # a still picture needs few frames; players hold each
+
+
+async def render_still_clip(program_dir: Path, avatar: Avatar | None, out: Path, *, width: int = 640,
+                            height: int = 360, background: str = "0x1d3557") -> float:
+    """The program audio over one still picture: the avatar with its mouth closed on the background, or the
+    background alone when there is no avatar to show. The step down when the talking clip cannot be made:
+    it needs ffmpeg, but no font, no frame plan and only one picture. Returns the seconds it took; raises
+    ClipError. The mp4 appears at `out` complete or not at all."""
+    started = time.perf_counter()
+    files = ProgramFiles(program_dir)
+    if not files.wav.is_file():
+        raise ClipError(f"no program audio at {files.wav}")
+    try:
+        seconds = await asyncio.to_thread(wav_seconds, files.wav)
+    except WavError as exc:
+        raise ClipError(str(exc)) from exc
+    picture = ffmpeg.input(f"color=c={background}:s={width}x{height}:r={STILL_FPS}", f="lavfi")
+    if avatar is not None:
+        place = layout(avatar, width, height)
+        face = ffmpeg.input(str(avatar.mouths[0].resolve())).filter("scale", place.width, place.height,
+                                                                    flags="lanczos")
+        picture = picture.overlay(face, x=place.x, y=place.y, format="rgb")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{out.stem[:16]}.", dir=out.parent))
+    except OSError as exc:
+        raise ClipError(f"cannot write in {out.parent}: {exc.strerror or exc}") from exc
+    try:
+        partial = work / "still.mp4"
+        video = picture.trim(end=seconds).setpts("PTS-STARTPTS")
+        node = ffmpeg.output(video, ffmpeg.input(str(files.wav)).audio, str(partial), f="mp4", vcodec="libx264",
+                             preset="veryfast", tune="stillimage", pix_fmt="yuv420p", r=STILL_FPS, acodec="aac",
+                             audio_bitrate="128k", aac_coder="fast", movflags="+faststart")
+        await audio.run_ffmpeg(audio.command(node, "-loglevel", "error", "-y"), timeout=60 + seconds)
+        await asyncio.to_thread(fsync, partial)
+        os.replace(partial, out)
+    except audio.AudioError as exc:
+        raise ClipError(f"could not render the still picture for {program_dir}: {exc}") from exc
+    except OSError as exc:
+        raise ClipError(f"could not write {out}: {exc.strerror or exc}") from exc
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return time.perf_counter() - started

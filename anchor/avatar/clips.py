@@ -33,7 +33,12 @@ SWEEP_EVERY_SECONDS = 3600.0
 
 
 class ClipUnavailable(Exception):
-    """The clip cannot be had (no audio, a missing font, bad avatar frames, a failed render); says why."""
+    """The clip cannot be had; `reason` is a fixed word for metrics (font, ffmpeg, avatar, render, disk,
+    audio), the message says what exactly."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -108,9 +113,10 @@ class ClipCache:
             try:
                 found = self._avatars[folder] = await asyncio.to_thread(load)
             except InputError as exc:
-                raise ClipUnavailable(str(exc)) from exc
+                raise ClipUnavailable("avatar", str(exc)) from exc
             except OSError as exc:
-                raise ClipUnavailable(f"cannot read the avatar frames in {folder}: {exc.strerror or exc}") from exc
+                raise ClipUnavailable("avatar", f"cannot read the avatar frames in {folder}: "
+                                      f"{exc.strerror or exc}") from exc
         return found
 
     def forget_avatars(self) -> None:
@@ -155,20 +161,12 @@ class ClipCache:
         from anchor.avatar.clip import ClipError, clip_seed, render_talking_clip
         from anchor.speech.audio import AudioError
 
-        if not request.files.wav.is_file():
-            raise ClipUnavailable(f"program '{request.label}' has no audio at {request.files.wav}")
         if picture.subtitles or picture.lower_third is not None:
             try:
                 await check_font(picture.font)
             except FontMissing as exc:
-                raise ClipUnavailable(str(exc)) from exc
-        try:
-            await asyncio.to_thread(self.folder.mkdir, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ClipUnavailable(f"cannot create the clips folder {self.folder}: {exc.strerror or exc}") from exc
-        if not self._swept_work:
-            self._swept_work = True
-            await asyncio.to_thread(self._sweep_work)
+                raise ClipUnavailable("font", str(exc)) from exc
+        await self._ready_to_write(request)
         try:
             report = await render_talking_clip(
                 request.files.directory, avatar, clip, width=picture.width, height=picture.height, fps=picture.fps,
@@ -176,9 +174,58 @@ class ClipCache:
                 lower_third=(picture.lower_third.name, picture.lower_third.title) if picture.lower_third else None,
                 seed=clip_seed(request.program_key))
         except (ClipError, AudioError, OSError) as exc:
-            raise ClipUnavailable(f"could not render the clip for '{request.label}': {exc}") from exc
+            raise ClipUnavailable(_render_reason(exc),
+                                  f"could not render the clip for '{request.label}': {exc}") from exc
         log.info("rendered clip %s for '%s' (%.1f s of audio) in %.1f s (%.3fx real time)", clip.name,
                  request.label, report.audio_seconds, report.render_seconds, report.real_time_factor)
+
+    async def _ready_to_write(self, request: ClipRequest) -> None:
+        if not request.files.wav.is_file():
+            raise ClipUnavailable("audio", f"program '{request.label}' has no audio at {request.files.wav}")
+        try:
+            await asyncio.to_thread(self.folder.mkdir, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ClipUnavailable("disk", f"cannot create the clips folder {self.folder}: "
+                                  f"{exc.strerror or exc}") from exc
+        if not self._swept_work:
+            self._swept_work = True
+            await asyncio.to_thread(self._sweep_work)
+
+    # -- the still picture: the step down -----------------------------------------------------------------
+
+    async def still(self, request: ClipRequest, picture: ClipPicture, avatar_folder: Path | None) -> Path:
+        """The program audio over one still picture (the avatar, or the background alone when its frames
+        cannot be read): no font, no frame plan. Rendered unless cached; raises ClipUnavailable."""
+        from anchor.avatar.clip import CLIP_VERSION, ClipError, render_still_clip
+        from anchor.speech.audio import AudioError
+
+        try:
+            avatar: Avatar | None = await self.avatar(avatar_folder)
+        except ClipUnavailable as exc:
+            log.warning("still picture for '%s' without the avatar: %s", request.label, exc)
+            avatar = None
+        shape = {"still": CLIP_VERSION, "size": [picture.width, picture.height], "background": picture.background,
+                 "avatar": avatar.digest if avatar else None}
+        still = self.folder / f"{request.program_key}-still-{cache_key(shape)[:16]}.mp4"
+        if still.is_file():
+            _touch(still)
+            return still
+        lock = self._locks.setdefault(still, asyncio.Lock())
+        try:
+            async with lock:
+                if not still.is_file():
+                    await self._ready_to_write(request)
+                    try:
+                        took = await render_still_clip(request.files.directory, avatar, still, width=picture.width,
+                                                       height=picture.height, background=picture.background)
+                    except (ClipError, AudioError, OSError) as exc:
+                        raise ClipUnavailable(_render_reason(exc), f"could not render the still picture for "
+                                              f"'{request.label}': {exc}") from exc
+                    log.info("rendered still %s for '%s' in %.1f s", still.name, request.label, took)
+        finally:
+            if not lock.locked():
+                self._locks.pop(still, None)
+        return still
 
     # -- cleanup ------------------------------------------------------------------------------------------
 
@@ -213,6 +260,11 @@ class ClipCache:
         if removed:
             log.info("clips: removed %d not used for %d days", len(removed), self.keep_days)
         return removed
+
+
+def _render_reason(exc: BaseException) -> str:
+    """ffmpeg missing or the render itself failing (a crash, a timeout, a full disk)."""
+    return "ffmpeg" if "is not installed" in str(exc) else "render"
 
 
 def _touch(path: Path) -> None:

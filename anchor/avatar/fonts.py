@@ -38,3 +38,14 @@ async def check_font(font: str) -> None:
         raise FontMissing(f"font '{font}' is not installed (for the default: apt-get install fonts-wqy-microhei; "
                           "`fc-list :lang=zh family` lists Chinese fonts)")
     _fonts_ok.add(font)
+
+
+def font_installed(font: str) -> bool:
+    """The blocking check, for `anchor check` and the daemon's start (in a thread). True when it cannot tell."""
+    import subprocess
+
+    try:
+        return subprocess.run(["fc-list", "-q", fontconfig_escape(font)], capture_output=True,
+                              timeout=FC_LIST_TIMEOUT).returncode == 0
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return True

@@ -21,19 +21,34 @@ def _front_matter_line(path: Path, key: str) -> int | None:
     return None
 
 
-async def _voice_problems(settings: Settings, scripts: list[Script]) -> list[Problem]:
-    """A script's voice must belong to an engine in the chain, and that engine must have it."""
+async def _speech_problems(settings: Settings, scripts: list[Script]) -> list[Problem]:
+    """Every script's language must be spoken by an engine of the chain; a script's voice must belong to an
+    engine in the chain, and that engine must have it."""
     from anchor.speech.chain import EngineChain
     from anchor.speech.engines import EngineError, UnknownEngine, UnknownVoice
 
     problems: list[Problem] = []
-    if not any(script.voice for script in scripts):
-        return problems  # nothing to ask the engines (and no need to load them)
     try:
         chain = EngineChain(settings)
     except UnknownEngine:
         return problems  # already reported against anchor.toml
+    spoken: dict[str, bool] = {}
+    for language in sorted({s.language for s in scripts}):
+        spoken[language] = False
+        for engine in chain.engines:
+            try:
+                await engine.resolve_voice(language, None)
+            except (UnknownVoice, EngineError):
+                continue
+            spoken[language] = True
+            break
     for script in scripts:
+        if not spoken.get(script.language, True):
+            problems.append(Problem(
+                script.source, _front_matter_line(script.source, "language"),
+                f"no engine of the chain ({', '.join(e.name for e in chain.engines)}) speaks '{script.language}'",
+                "add a voice for it under [speech.engines.<engine>.voices] in anchor.toml, or write the language "
+                "of a voice `anchor voices` lists", "language"))
         if not script.voice:
             continue
         owners = [e for e in chain.engines if e.owns_voice_name(script.voice)]
@@ -55,7 +70,7 @@ def check() -> None:
     """Validate anchor.toml, every channel and every script; list every problem with file:line. Exit 2 if any."""
     from anchor.config import default_settings, load_settings
     from anchor.content import find_scripts, load_script
-    from anchor.preflight import checked_channel_files, settings_problems
+    from anchor.preflight import checked_channel_files, readiness_problems, settings_problems
 
     problems: list[Problem] = []
     try:
@@ -74,13 +89,16 @@ def check() -> None:
             scripts.append(load_script(path, settings.scripts_dir))
         except InputError as exc:
             problems.extend(exc.problems)
-    if engines_usable:
-        problems.extend(asyncio.run(_voice_problems(settings, scripts)))
+    if engines_usable and scripts:
+        problems.extend(asyncio.run(_speech_problems(settings, scripts)))
     channel_count = 0
+    channels = []
     if settings.schedules_dir.is_dir():  # a site may only render, with no schedules yet
         files = checked_channel_files(settings)
-        channel_count = sum(1 for f in files if f.channel is not None)
+        channels = [f.channel for f in files if f.channel is not None]
+        channel_count = len(channels)
         problems += [p for f in files for p in f.problems]
+    problems += readiness_problems(settings, channels)
     report(problems)
     errors = [p for p in problems if not p.warning]
     if errors:

@@ -12,8 +12,8 @@ import typer
 
 from anchor.cli.common import channel_time, channel_zones, parse_instant, settings, utc
 
-FIELDS = ("channel", "slot", "planned_at", "started_at", "ended_at", "outcome", "script", "script_hash", "engine",
-          "voice", "audio_hash", "error")
+FIELDS = ("channel", "slot", "planned_at", "started_at", "ended_at", "outcome", "aired_as", "degraded", "script",
+          "script_hash", "engine", "voice", "audio_hash", "error")
 
 
 def _value(row: Any, name: str, zone: Any) -> str:
@@ -44,12 +44,15 @@ def history(
     def lines() -> Iterator[tuple[str, ...]]:
         for row in rows:
             outcome = row.outcome.value
+            if row.aired_as and row.aired_as != "clip":
+                outcome += f" as {row.aired_as}"
             if row.started_at is not None:
                 outcome += f" {(utc(row.started_at) - utc(row.planned_at)).total_seconds():+.2f}s"
             yield (channel_time(row.planned_at, zones.get(row.channel), "minutes"), row.channel, row.slot,
                    row.script, outcome)
-            if row.error:
-                yield (f"    └ {row.error}",)
+            for note in (row.degraded, row.error):
+                if note:
+                    yield (f"    └ {note}",)
 
     columns = [Column("planned", fold=False), Column("channel", fold=False), Column("slot"), Column("script"),
                Column("outcome", fold=False)]

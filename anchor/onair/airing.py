@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from anchor.metrics import AIRING_LATENESS, ON_AIR
+from anchor.metrics import AIRING_LATENESS, DEGRADED_AIRINGS, ON_AIR
 from anchor.onair.outputs import OutputSet
 from anchor.onair.programs import NOT_MADE, ReadyPrograms, cue_for
 from anchor.outputs import AiringInterrupted, Output, OutputError, OutputUnavailable
@@ -114,9 +114,14 @@ async def air(planned: PlannedAiring, channel: Channel, on_air: OnAir) -> None:
     late_by = result.started_at - planned.planned_at_utc
     outcome = Outcome.LATE if late_by > ON_TIME else Outcome.AIRED
     AIRING_LATENESS.labels(channel.id).observe(max(0.0, late_by.total_seconds()))
-    await recorder.finish(row, outcome, started_at=result.started_at, ended_at=result.ended_at)
-    log.info("%s: %s %s (%s, %.0f ms after the instant, %.1f s)", where, outcome.value, planned.script,
-             program.engine, late_by.total_seconds() * 1000, program.duration_seconds)
+    down = result.degraded
+    if down is not None:
+        DEGRADED_AIRINGS.labels(channel.id, result.rung.value, down.reason).inc()
+    await recorder.finish(row, outcome, started_at=result.started_at, ended_at=result.ended_at,
+                          aired_as=result.rung.value, degraded=down.detail if down else None)
+    log.info("%s: %s %s (%s, %.0f ms after the instant, %.1f s%s)", where, outcome.value, planned.script,
+             program.engine, late_by.total_seconds() * 1000, program.duration_seconds,
+             f"; as {result.rung.value} because {down.detail}" if down else "")
 
 
 async def _until_start(planned: PlannedAiring, output: Output) -> None:

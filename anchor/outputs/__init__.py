@@ -6,10 +6,12 @@ from anchor.outputs.base import (
     AiredResult,
     AiringInterrupted,
     Cue,
+    Degradation,
     Output,
     OutputError,
     OutputSettings,
     OutputUnavailable,
+    Rung,
 )
 from anchor.registry import Registry
 
@@ -22,10 +24,12 @@ __all__ = [
     "AiredResult",
     "AiringInterrupted",
     "Cue",
+    "Degradation",
     "Output",
     "OutputError",
     "OutputSettings",
     "OutputUnavailable",
+    "Rung",
     "output_names",
     "output_type",
     "register",

@@ -6,6 +6,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -99,11 +100,27 @@ class Cue:
         return LowerThird(self.channel_name, self.program.title)
 
 
+class Rung(str, Enum):
+    """How an airing went out: a failing part steps it down one rung, never off the air."""
+
+    CLIP = "clip"  # the talking avatar, its lower third and subtitles
+    STILL = "still"  # the program audio over a still picture
+    AUDIO = "audio"  # the program audio alone
+
+
+@dataclass(frozen=True)
+class Degradation:
+    reason: str  # a fixed word, for metrics: font, ffmpeg, avatar, render, disk, late
+    detail: str  # what exactly, for the log and the as-run row
+
+
 @dataclass
 class AiredResult:
     started_at: datetime  # when the output really started the program (aware, UTC)
     ended_at: datetime
     detail: dict[str, str] = field(default_factory=dict)  # e.g. {"file": "/…/0900-morning.mp4"}
+    rung: Rung = Rung.CLIP
+    degraded: Degradation | None = None  # why it went out below the top rung
 
 
 class OutputError(Exception):

@@ -1,10 +1,14 @@
-"""The embedded default output: each airing becomes an mp4 in a dated folder, no OBS needed.
+"""The embedded default output: each airing becomes a file in a dated folder, no OBS needed.
 
 prepare() has the talking clip made ahead of air (the shared clip cache: avatar, burned-in subtitles and a
-lower third with the channel's name and the program's title, over program.wav). air() places the clip as a
+lower third with the channel's name and the program's title, over program.wav). air() places it as a
 hidden part file in data_dir/<folder>/<channel>/<date>/, holds the channel for the program's length like a
 real broadcast, and only then names it <HHMMSS±zone>-<slot>.mp4: an airing cut short leaves no file that
 looks aired. Dates and times in the names are the channel's own clock, labelled with its UTC offset.
+
+A part that fails steps the airing down, never off: no clip (a missing font, ffmpeg gone, unreadable
+avatar frames, a failed render, no room for the clips folder) → the program audio over a still picture →
+the program audio alone (<…>-<slot>.wav, a hard link of program.wav: it needs no ffmpeg and no free space).
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ from pydantic import Field, field_validator
 
 from anchor.avatar.clips import ClipCache, ClipPicture, ClipUnavailable
 from anchor.outputs import register
-from anchor.outputs.base import AiredResult, ClipOutputSettings, Cue, Output, OutputError
+from anchor.outputs.base import AiredResult, ClipOutputSettings, Cue, Degradation, Output, OutputError, Rung
 
 log = logging.getLogger(__name__)
 
 EXPIRE_EVERY_SECONDS = 3600
+STILL_WAIT = 1.5  # seconds air() may spend making a still picture (cached, or ~0.5 s) before the audio goes alone
 PART_SUFFIX = ".part"
 _UNSAFE_NAME = re.compile(r"[^\w.-]+")
 
@@ -65,6 +70,8 @@ class FileOutput(Output):
         self.clips = ClipCache.shared(data_dir, settings.keep_days)
         self._expired_at = time.monotonic()  # the first sweep comes an hour after start, then hourly
         self._parts_swept = False
+        self._steps_down: dict[tuple[str, ClipPicture, Path | None], Degradation] = {}  # why no clip, per picture
+        self._late_renders: set[asyncio.Task[None]] = set()
 
     # -- where things go --------------------------------------------------------------------------------
 
@@ -83,46 +90,53 @@ class FileOutput(Output):
         except ClipUnavailable as exc:
             raise OutputError(str(exc)) from exc
 
-    def aired_path(self, cue: Cue) -> Path:
+    def aired_path(self, cue: Cue, suffix: str = ".mp4") -> Path:
         """<folder>/<channel>/<YYYY-MM-DD>/<HHMMSS±HHMM>-<slot>.mp4, in the planned instant's own zone."""
         planned = cue.planned_at
         if planned.tzinfo is None:
             raise OutputError(f"planned instant {planned.isoformat()} has no timezone")
         return (self.aired_dir / _safe_name(cue.channel_id) / planned.strftime("%Y-%m-%d")
-                / f"{planned.strftime('%H%M%S%z')}-{_safe_name(cue.slot)}.mp4")
+                / f"{planned.strftime('%H%M%S%z')}-{_safe_name(cue.slot)}{suffix}")
 
     # -- prepare ----------------------------------------------------------------------------------------
 
     async def prepare(self, cue: Cue) -> None:
-        """Have the clip rendered unless it is already cached. Raises OutputError when it cannot be made."""
+        """Have the clip rendered unless it is already cached; when it cannot be made, the still picture
+        (and say why, once). Nothing here keeps the airing off the air: the audio alone always remains."""
+        key = self._step_key(cue)
         try:
             await self.clips.clip(cue.clip_request, self.picture(cue), cue.avatar)
+            self._steps_down.pop(key, None)
+            return
         except ClipUnavailable as exc:
-            raise OutputError(str(exc)) from exc
+            down = Degradation(exc.reason, str(exc))
+        if self._steps_down.get(key) != down:  # once per program and reason, not every heartbeat
+            log.warning("%s: the talking clip of '%s' cannot be made (%s); the still picture airs instead",
+                        cue.label, cue.program.script, down.detail)
+        self._steps_down[key] = down
+        try:
+            await self.clips.still(cue.clip_request, self.picture(cue), cue.avatar)
+        except ClipUnavailable as exc:
+            log.warning("%s: nor the still picture (%s); the program audio airs alone", cue.label, exc)
 
     # -- air --------------------------------------------------------------------------------------------
 
     async def air(self, cue: Cue) -> AiredResult:
         started_at = datetime.now(UTC)
         started = time.monotonic()
-        dest = self.aired_path(cue)
-        try:
-            clip = await self.clips.find(cue.clip_request, self.picture(cue), cue.avatar)
-            if clip is None:
-                log.warning("%s: clip for '%s' was not prepared ahead; rendering it now", cue.label, cue.program.script)
-                clip = await self.clips.clip(cue.clip_request, self.picture(cue), cue.avatar)
-        except ClipUnavailable as exc:
-            raise OutputError(str(exc)) from exc
+        source, rung, down = await self._best_ready(cue)
+        dest = self.aired_path(cue, source.suffix)
         if not self._parts_swept:
             self._parts_swept = True
             await asyncio.to_thread(self.sweep_parts)
         partial = _partial_name(dest)
         try:
             await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
-            await _place(clip, partial)
+            await _place(source, partial)
         except OSError as exc:
             raise OutputError(f"could not write {dest}: {exc.strerror or exc}") from exc
-        log.info("%s: airing '%s' to %s", cue.label, cue.program.script, dest)
+        log.info("%s: airing '%s' to %s%s", cue.label, cue.program.script, dest,
+                 f" ({rung.value}: {down.detail})" if down else "")
         try:
             # Hold the channel for the program's length, on the monotonic clock.
             await asyncio.sleep(max(0.0, started + cue.program.duration_seconds - time.monotonic()))
@@ -138,7 +152,42 @@ class FileOutput(Output):
         if time.monotonic() - self._expired_at > EXPIRE_EVERY_SECONDS:
             self._expired_at = time.monotonic()
             await asyncio.to_thread(self.expire, datetime.now(UTC))
-        return AiredResult(started_at, ended_at, {"file": str(dest)})
+        return AiredResult(started_at, ended_at, {"file": str(dest)}, rung, down)
+
+    async def _best_ready(self, cue: Cue) -> tuple[Path, Rung, Degradation | None]:
+        """What airs now, without waiting for a render: the clip, else the still, else the audio alone."""
+        picture = self.picture(cue)
+        down: Degradation | None
+        try:
+            clip = await self.clips.find(cue.clip_request, picture, cue.avatar)
+        except ClipUnavailable as exc:  # the avatar's frames cannot be read
+            down = Degradation(exc.reason, str(exc))
+        else:
+            if clip is not None:
+                return clip, Rung.CLIP, None
+            down = self._steps_down.get(self._step_key(cue))
+        if down is None:  # nobody tried: not made ready in time (a fresh edit); have it made for next time
+            down = Degradation("late", "the talking clip was not ready at air time")
+            self._render_later(cue)
+        try:
+            still = await asyncio.wait_for(self.clips.still(cue.clip_request, picture, cue.avatar), STILL_WAIT)
+        except (ClipUnavailable, TimeoutError) as exc:
+            log.info("%s: no still picture (%s): the audio airs alone", cue.label, exc or "not ready in time")
+            return cue.program.files.wav, Rung.AUDIO, down
+        return still, Rung.STILL, down
+
+    def _step_key(self, cue: Cue) -> tuple[str, ClipPicture, Path | None]:
+        return cue.program.key, self.picture(cue), cue.avatar
+
+    def _render_later(self, cue: Cue) -> None:
+        task = asyncio.create_task(self.prepare(cue), name=f"clip for {cue.program.script}")
+        self._late_renders.add(task)
+        task.add_done_callback(self._late_renders.discard)
+
+    async def close(self) -> None:
+        for task in list(self._late_renders):
+            task.cancel()
+        await asyncio.gather(*self._late_renders, return_exceptions=True)
 
     def sweep_parts(self) -> list[Path]:
         """Part files left by a daemon killed mid-airing: they never aired whole. Blocking: call in a thread."""

@@ -33,10 +33,10 @@ from anchor import metrics
 from anchor.credentials import credential_file_name, env_name
 from anchor.outputs.obs.client import TRANSPORT_ERRORS, AuthFailed, Client, call_blocking
 from anchor.outputs.obs.errors import ObsError, ObsRequestError, ObsUnavailable
+from anchor.outputs.obs.settings import PASSWORD
 
 log = logging.getLogger(__name__)
 
-PASSWORD = "obs-password"  # the secret's name: ANCHOR_OBS_PASSWORD_<NAME> or the credential obs-password-<name>
 
 Hook = Callable[["ObsConnection"], Awaitable[None]]
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]

@@ -43,3 +43,7 @@ class ObsRequestError(ObsError):
         status = f"code {code} {REQUEST_STATUS.get(code, '')}".rstrip() if code is not None else "no status code"
         detail = f": {comment}" if comment else ""
         super().__init__(f"OBS '{connection}': request {request} failed ({status}){detail}")
+
+
+class PlaybackLost(Exception):
+    """The program started but OBS lost it midway; the message says how."""

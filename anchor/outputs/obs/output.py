@@ -17,34 +17,36 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, model_validator
-
-from anchor import metrics
 from anchor.avatar.clips import ClipCache, ClipPicture, ClipUnavailable
+from anchor.avatar.face import Avatar
 from anchor.avatar.fonts import FontMissing, check_font
-from anchor.credentials import CredentialError, env_name, find_secret
+from anchor.credentials import CredentialError, find_secret
 from anchor.outputs import register
 from anchor.outputs.base import (
     AiredResult,
     AiringInterrupted,
-    ClipOutputSettings,
     Cue,
+    Degradation,
     Output,
     OutputError,
     OutputSettings,
     OutputUnavailable,
+    Rung,
 )
 from anchor.outputs.obs import scene as obs_scene
-from anchor.outputs.obs.connection import PASSWORD, ObsConnection
-from anchor.outputs.obs.errors import ObsError, ObsUnavailable
-from anchor.outputs.obs.playback import PlaybackLost, ProgramMedia
+from anchor.outputs.obs.errors import ObsError, ObsUnavailable, PlaybackLost
 from anchor.outputs.obs.scene import ChannelScene
-from anchor.outputs.obs.stats import StatsPoller
+from anchor.outputs.obs.settings import PASSWORD, ObsOutputSettings
 from anchor.speech.subtitles import read_srt
 
 if TYPE_CHECKING:
     from anchor.config import OutputRef
     from anchor.config import Settings as AppSettings
+    from anchor.outputs.obs.connection import ObsConnection
+    from anchor.outputs.obs.playback import ProgramMedia
+
+# The websocket client (connection, playback) and the metrics load when an output is made, not when this
+# module is imported to check an [outputs.obs] table.
 
 log = logging.getLogger(__name__)
 
@@ -53,24 +55,6 @@ PREROLL_INITIAL = 0.04  # OBS 29 here: RESTART → MediaInputPlaybackStarted is 
 PREROLL_MAX = 0.25
 CLEANUP_TIMEOUT = 1.5
 PREPARE_CONNECT_WAIT = 2.0  # prepare() waits this long for a connection, then leaves OBS work to air()
-
-
-class ObsOutputSettings(ClipOutputSettings):
-    """[outputs.obs]: the clip's picture (width, height, fps, font, background) plus the live text sources."""
-
-    subtitle_size: int = Field(28, ge=8, le=400)
-    subtitle_y: float = Field(0.9, ge=0.0, le=1.0)  # centre of the subtitle line, as a fraction of the height
-    title_size: int = Field(26, ge=8, le=400)
-    name_size: int = Field(18, ge=8, le=400)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_password(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "password" in data:
-            raise ValueError("the OBS password never goes in anchor.toml: set ANCHOR_OBS_PASSWORD_<NAME> (e.g. "
-                             f"{env_name(PASSWORD, 'studio')}) or a credentials file obs-password-<name> "
-                             "(systemd LoadCredential=)")
-        return data
 
 
 @register
@@ -82,6 +66,9 @@ class ObsOutput(Output):
     def __init__(self, settings: OutputSettings, data_dir: Path, *, target: str = "default",
                  host: str = "127.0.0.1", port: int = 4455, password: str | None = None,
                  request_timeout: float = 3.0, **connection_options: Any) -> None:
+        from anchor.outputs.obs.connection import ObsConnection
+        from anchor.outputs.obs.stats import StatsPoller
+
         super().__init__(settings, data_dir)
         self.target = target
         self.conn = ObsConnection(target, host, port, password, request_timeout=request_timeout,
@@ -92,7 +79,9 @@ class ObsOutput(Output):
         self._scenes: dict[str, ChannelScene] = {}
         self._provisioned: set[str] = set()
         self._provision_locks: dict[str, asyncio.Lock] = {}
-        self._cued: dict[str, tuple[Path, int]] = {}  # scene → (clip, connection generation) cued by cue_up
+        self._cued: dict[str, tuple[Path, int]] = {}  # scene → (media, connection generation) cued by cue_up
+        self._steps_down: dict[tuple[str, Path | None], Degradation] = {}  # (program, avatar) → why no clip
+        self._late_renders: set[asyncio.Task[Path | None]] = set()
         self.last_start_lateness: float | None = None  # seconds from the RESTART call to PlaybackStarted
         self.preroll = PREROLL_INITIAL
 
@@ -116,6 +105,9 @@ class ObsOutput(Output):
         self.stats.start()
 
     async def close(self) -> None:
+        for task in list(self._late_renders):
+            task.cancel()
+        await asyncio.gather(*self._late_renders, return_exceptions=True)
         await self.stats.stop()
         await self.conn.close()
 
@@ -125,10 +117,13 @@ class ObsOutput(Output):
         scene = self._scenes.get(channel_id)
         if scene is None:
             try:
-                avatar = await self.clips.avatar(avatar_folder)
-            except ClipUnavailable as exc:
-                raise OutputError(str(exc)) from exc
+                avatar: Avatar | None = await self.clips.avatar(avatar_folder)
+            except ClipUnavailable as exc:  # the scene still airs the program's audio, over no picture
+                log.warning("OBS '%s': channel %s has no avatar to show: %s", self.target, channel_id, exc)
+                avatar = None
             scene = self._scenes[channel_id] = ChannelScene(channel_id, avatar)
+            from anchor import metrics
+
             metrics.CHANNEL_OBS_INFO.labels(channel_id, self.target).set(1)
         return scene
 
@@ -182,23 +177,46 @@ class ObsOutput(Output):
     def picture(self) -> ClipPicture:
         return self.settings.picture(subtitles=False, lower_third=None)  # OBS draws its own text
 
-    async def _clip(self, cue: Cue, render: bool) -> Path | None:
+    async def _make_clip(self, cue: Cue) -> Path | None:
+        """The talking clip, rendered unless cached; None (and why, said once) when it cannot be made."""
+        key = (cue.program.key, cue.avatar)
         try:
-            if render:
-                return await self.clips.clip(cue.clip_request, self.picture(), cue.avatar)
-            return await self.clips.find(cue.clip_request, self.picture(), cue.avatar)
+            clip = await self.clips.clip(cue.clip_request, self.picture(), cue.avatar)
         except ClipUnavailable as exc:
-            raise OutputError(str(exc)) from exc
+            down = Degradation(exc.reason, str(exc))
+            if self._steps_down.get(key) != down:
+                log.warning("%s: the talking clip of '%s' cannot be made (%s); its audio airs over the still "
+                            "avatar instead", cue.label, cue.program.script, down.detail)
+            self._steps_down[key] = down
+            return None
+        self._steps_down.pop(key, None)
+        return clip
+
+    async def _ready_media(self, cue: Cue, scene: ChannelScene) -> tuple[Path, Rung, Degradation | None]:
+        """What the program source plays now, without waiting for a render: the clip, else the program's
+        audio over the still avatar (or over nothing, when the avatar cannot be shown)."""
+        try:
+            clip = await self.clips.find(cue.clip_request, self.picture(), cue.avatar)
+        except ClipUnavailable:
+            clip = None
+        if clip is not None:
+            return clip, Rung.CLIP, None
+        down = self._steps_down.get((cue.program.key, cue.avatar))
+        if down is None:  # nobody tried: not made ready in time; have it made for the next airing
+            down = Degradation("late", "the talking clip was not ready at air time")
+            task = asyncio.create_task(self._make_clip(cue), name=f"clip for {cue.program.script}")
+            self._late_renders.add(task)
+            task.add_done_callback(self._late_renders.discard)
+        return cue.program.files.wav, Rung.STILL if scene.avatar is not None else Rung.AUDIO, down
 
     # -- prepare, cue up, air ---------------------------------------------------------------------------
 
     async def prepare(self, cue: Cue) -> None:
-        clip = await self._clip(cue, render=True)
-        assert clip is not None
+        clip = await self._make_clip(cue) or cue.program.files.wav
         try:
             await check_font(self.settings.font)
-        except FontMissing as exc:
-            raise OutputError(str(exc)) from exc
+        except FontMissing as exc:  # the lower third and subtitles would be empty boxes: say so, air anyway
+            log.warning("OBS '%s': %s", self.target, exc)
         scene = await self.scene_for(cue.channel_id, cue.avatar)
         await self.start()
         if not self.conn.ready:
@@ -210,7 +228,7 @@ class ObsOutput(Output):
                 return
         try:
             await self._ensure_scene(scene)
-            media = ProgramMedia(self.conn, scene)
+            media = self._media(scene)
             if cue.planned_at - datetime.now(UTC) <= PRELOAD_WITHIN and not await media.is_loaded(clip):
                 await media.load(clip)
         except ObsUnavailable as exc:
@@ -222,7 +240,7 @@ class ObsOutput(Output):
         """Everything before RESTART: the scene, the clip loaded and stopped, the lower third, the scene on
         program."""
         await self._ensure_scene(scene)
-        media = ProgramMedia(self.conn, scene)
+        media = self._media(scene)
         if not await media.is_loaded(clip):
             await media.load(clip)
         await obs_scene.set_text(self.conn, scene, "name", cue.channel_name)
@@ -237,26 +255,20 @@ class ObsOutput(Output):
         """Done in the on-air lead, so at the instant only RESTART goes out."""
         if not self.conn.ready:
             return  # air() waits for the connection until the deadline
-        clip = await self._clip(cue, render=False)
-        if clip is None:
-            return
         scene = await self.scene_for(cue.channel_id, cue.avatar)
+        media, _, _ = await self._ready_media(cue, scene)
         try:
-            await self._cue(scene, cue, clip)
+            await self._cue(scene, cue, media)
         except ObsError as exc:
             raise OutputError(str(exc)) from exc
-        self._cued[scene.name] = (clip, self.conn.reconnects)  # void if OBS reconnects in between
+        self._cued[scene.name] = (media, self.conn.reconnects)  # void if OBS reconnects in between
 
     async def air(self, cue: Cue) -> AiredResult:
-        clip = await self._clip(cue, render=False)
-        if clip is None:
-            log.warning("%s: clip for '%s' was not prepared ahead; rendering it now", cue.label, cue.program.script)
-            clip = await self._clip(cue, render=True)
-            assert clip is not None
         scene = await self.scene_for(cue.channel_id, cue.avatar)
+        clip, rung, down = await self._ready_media(cue, scene)
         await self._connect(cue.deadline, self.conn.request_timeout)
         captions = await asyncio.to_thread(read_srt, cue.program.files.srt)
-        media = ProgramMedia(self.conn, scene)
+        media = self._media(scene)
         try:
             # Until RESTART has gone out nothing is on air: a lost OBS means "missed", a refusal "failed".
             try:
@@ -272,7 +284,8 @@ class ObsOutput(Output):
             # A running average of OBS's own start-up time: the on-air queue sends RESTART this much early.
             self.preroll = min(PREROLL_MAX, 0.8 * self.preroll + 0.2 * started.lateness)
             try:
-                await obs_scene.show(self.conn, scene, "idle", False)
+                if rung is Rung.CLIP:  # below it the still avatar stays up under the program's audio
+                    await obs_scene.show(self.conn, scene, "idle", False)
                 await media.follow(captions, started, cue.program.duration_seconds)
             except (PlaybackLost, ObsError) as exc:
                 await self._back_to_idle(scene, stop=True)
@@ -284,7 +297,12 @@ class ObsOutput(Output):
             media.forget_events()
         ended_at = started.at + timedelta(seconds=time.monotonic() - started.monotonic)
         await self._back_to_idle(scene, stop=False)
-        return AiredResult(started.at, ended_at, {"obs": self.target, "scene": scene.name})
+        return AiredResult(started.at, ended_at, {"obs": self.target, "scene": scene.name}, rung, down)
+
+    def _media(self, scene: ChannelScene) -> ProgramMedia:
+        from anchor.outputs.obs.playback import ProgramMedia
+
+        return ProgramMedia(self.conn, scene)
 
     async def _back_to_idle(self, scene: ChannelScene, *, stop: bool) -> None:
         """Show idle, hide the program, clear the subtitles: best effort and short."""
@@ -295,7 +313,7 @@ class ObsOutput(Output):
                 await obs_scene.show(self.conn, scene, "idle", True)
                 await obs_scene.show(self.conn, scene, "program", False)
                 if stop:
-                    await ProgramMedia(self.conn, scene).action("STOP")
+                    await self._media(scene).action("STOP")
                 await obs_scene.set_text(self.conn, scene, "subtitle", "")
         except (ObsError, TimeoutError) as exc:
             log.info("OBS '%s': cleanup of %s incomplete: %s", self.target, scene.name, exc)

@@ -18,7 +18,7 @@ from typing import Any
 
 from anchor.outputs.obs import scene as obs_scene
 from anchor.outputs.obs.connection import ObsConnection
-from anchor.outputs.obs.errors import ObsError
+from anchor.outputs.obs.errors import ObsError, PlaybackLost
 from anchor.outputs.obs.scene import ChannelScene
 from anchor.speech.subtitles import Caption
 
@@ -30,10 +30,6 @@ END_GUARD = 5.0  # seconds past the program's length before giving up on MediaIn
 WATCH_PERIOD = 0.1
 TOUCHING = 0.05  # captions closer than this follow each other without clearing the line between them
 ACTION = "OBS_WEBSOCKET_MEDIA_INPUT_ACTION_"
-
-
-class PlaybackLost(Exception):
-    """The program started but OBS lost it midway; the message says how."""
 
 
 @dataclass(frozen=True)

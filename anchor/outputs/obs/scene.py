@@ -17,7 +17,7 @@ from anchor.avatar.face import Avatar
 
 if TYPE_CHECKING:
     from anchor.outputs.obs.connection import ObsConnection
-    from anchor.outputs.obs.output import ObsOutputSettings
+    from anchor.outputs.obs.settings import ObsOutputSettings
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class ChannelScene:
     """One channel's scene in one OBS: its names, and the scene item ids the last provisioning found."""
 
     channel_id: str
-    avatar: Avatar
+    avatar: Avatar | None  # None: its frames cannot be read; the scene shows the background alone
     items: dict[str, int] = field(default_factory=dict)  # role → sceneItemId, in the current OBS
 
     @property
@@ -76,11 +76,12 @@ def input_settings(scene: ChannelScene, settings: ObsOutputSettings, width: int,
                    height: int) -> dict[str, tuple[str, dict[str, Any]]]:
     """role → (input kind, settings) for a canvas of width × height."""
     avatar = scene.avatar
-    if avatar.idle is not None:
+    idle: tuple[str, dict[str, Any]]
+    if avatar is not None and avatar.idle is not None:
         idle = ("ffmpeg_source", {"local_file": str(avatar.idle), "is_local_file": True, "looping": True,
                                   "restart_on_activate": True, "close_when_inactive": False})
     else:
-        idle = ("image_source", {"file": str(avatar.mouths[0])})
+        idle = ("image_source", {"file": str(avatar.mouths[0]) if avatar is not None else ""})
 
     def text(size: int) -> dict[str, Any]:
         return {"font": {"face": settings.font, "size": size, "style": "Regular", "flags": 0},

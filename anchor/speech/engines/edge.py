@@ -70,16 +70,18 @@ class EdgeEngine(SpeechEngine):
     Settings = EdgeSettings
 
     def __init__(self, settings: EdgeSettings) -> None:
+        super().__init__(settings)
+        self.settings: EdgeSettings = settings
+
+    def _point_library(self) -> None:
+        """The library reads its endpoints from module globals; this is its only override point. The
+        defaults come from its constants, so an engine built without an override gets them back."""
         import edge_tts.communicate
         import edge_tts.voices
         from edge_tts import constants
 
-        super().__init__(settings)
-        self.settings: EdgeSettings = settings
-        # The library reads its endpoints from module globals; this is its only override point. The
-        # defaults come from its constants, so an engine built without an override gets them back.
-        setattr(edge_tts.communicate, "WSS_URL", settings.endpoint or constants.WSS_URL)  # noqa: B010
-        setattr(edge_tts.voices, "VOICE_LIST", settings.voice_list_endpoint or constants.VOICE_LIST)  # noqa: B010
+        setattr(edge_tts.communicate, "WSS_URL", self.settings.endpoint or constants.WSS_URL)  # noqa: B010
+        setattr(edge_tts.voices, "VOICE_LIST", self.settings.voice_list_endpoint or constants.VOICE_LIST)  # noqa: B010
 
     def owns_voice_name(self, voice: str) -> bool:
         return bool(_VOICE_NAME.match(voice))
@@ -102,6 +104,7 @@ class EdgeEngine(SpeechEngine):
 
         from anchor.speech import audio
 
+        self._point_library()
         communicate = edge_tts.Communicate(
             text, voice,
             rate=f"{prosody.rate:+d}%", volume=f"{prosody.volume:+d}%", pitch=f"{prosody.pitch:+d}Hz",
@@ -127,6 +130,7 @@ class EdgeEngine(SpeechEngine):
         import edge_tts
         from edge_tts.exceptions import EdgeTTSException
 
+        self._point_library()
         try:
             voices = await asyncio.wait_for(edge_tts.list_voices(), self.settings.connect_timeout + 5)
         except (TimeoutError, EdgeTTSException, aiohttp.ClientError, OSError, ValueError) as exc:

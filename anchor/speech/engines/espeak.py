@@ -85,8 +85,11 @@ class EspeakEngine(SpeechEngine):
                 return requested
             raise UnknownVoice(f"espeak-ng has no voice '{requested}' (`anchor voices --engine espeak` lists them)")
         voice = language_lookup(self.settings.voices, language)
-        if voice is None and language.lower() in known:
-            voice = language.lower()
+        if voice is None:  # not configured: a voice of espeak-ng's own for the language, if it has one
+            speaking = [v.name for v in await self.list_voices() if v.matches_language(language)]
+            primary = language.lower().split("-")[0]
+            preferred = [n for n in (language.lower(), f"{primary}-{primary}", primary) if n in speaking]
+            voice = next(iter(preferred or speaking), None)
         if voice is None:
             raise UnknownVoice(f"no espeak-ng voice for language '{language}': add it under "
                                f"[speech.engines.espeak.voices] in anchor.toml")

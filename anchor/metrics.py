@@ -82,3 +82,43 @@ CHANNEL_OBS_INFO = Gauge(
     "anchor_channel_obs_info", "1 for each channel airing through an OBS (obs label): join the anchor_obs_* "
     "series on obs.", ["channel", "obs"],
 )
+DEAD_AIR = Counter(
+    "anchor_dead_air_seconds_total", "Seconds a program was on air while its sound stayed below the silence "
+    "threshold for longer than the bound (measured from OBS's meters, or the aired file).", ["channel"],
+)
+
+# The audience: live rooms and what viewers did. Labels are bounded: channel, room, platform, kind, reason,
+# outcome and the script (a catalog the institution controls) — never a viewer, a text or a title.
+INTERACTIONS = Counter(
+    "anchor_interactions_total", "Viewer interactions received from the live rooms (a like event of 10 likes "
+    "counts 10), by kind.", ["channel", "platform", "kind"],
+)
+GIFT_VALUE = Counter(
+    "anchor_gift_value_cny_total", "What viewers' gifts, super chats and guards cost, in yuan.",
+    ["channel", "platform"],
+)
+VIEWERS = Gauge("anchor_viewers", "Viewers in the live room now, where the platform reports it.",
+                ["channel", "platform"])
+ROOM_CONNECTED = Gauge("anchor_room_connected", "1 while the live room's event feed is connected.", ["channel", "room"])
+ROOM_LAST_EVENT = Gauge(
+    "anchor_room_last_event_timestamp_seconds", "Unix time of the last event received from the live room.",
+    ["channel", "room"],
+)
+ROOM_RECONNECTS = Counter(
+    "anchor_room_reconnects_total", "Times the live room's feed was made again, by why it dropped.",
+    ["channel", "room", "reason"],
+)
+WEBHOOK_REQUESTS = Counter(
+    "anchor_webhook_requests_total", "Requests to the live-room webhook, by outcome (accepted, duplicate, "
+    "bad_signature, stale, replayed, malformed, too_large, unknown_room).", ["outcome"],
+)
+AIRING_INFO = Gauge(
+    "anchor_airing_info", "1 while this script is on air on the channel: join interactions to programs in PromQL.",
+    ["channel", "script"],
+)
+
+# Content governance.
+UNAPPROVED_AIRINGS = Gauge(
+    "anchor_unapproved_airings", "Planned airings in the next 24 hours whose script's current text is not "
+    "approved (they will be skipped, or air their fallback).", ["channel"],
+)

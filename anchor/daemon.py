@@ -22,7 +22,8 @@ from anchor.onair.outputs import OutputSet
 from anchor.onair.programs import ReadyPrograms
 from anchor.onair.station import Station
 from anchor.onair.timetable import Timetable
-from anchor.preflight import checked_channels, checked_settings
+from anchor.lineup import Lineup, LineupKeeper
+from anchor.preflight import checked_settings, readiness_problems
 from anchor.problems import InputError
 from anchor.record import AsRunRecorder
 from anchor.schedule.catchup import catch_up
@@ -53,6 +54,7 @@ class Daemon:
         self.station = Station(OnAir(self.recorder, self.programs, OutputSet(settings)))
         self.timetable = Timetable(self.scheduler, self.station.start_group)
         self.clock = WallClockWatch()
+        self.keeper = LineupKeeper(settings)
         self.channels: list[Channel] = []
         self.prepare_task: asyncio.Task[None] | None = None
         self.metrics_port: int | None = None
@@ -110,24 +112,33 @@ class Daemon:
         self.channels = channels
         await self.station.use_channels(channels)
 
+    async def _load_lineup(self) -> Lineup:
+        """Every channel file on its own: the good ones as written, a broken one as its last good version."""
+        lineup = await asyncio.to_thread(self.keeper.load)
+        for problem in lineup.problems:
+            if problem.warning:
+                log.warning("%s", problem)
+            else:
+                log.error("channel file not loaded: %s", problem)
+        return lineup
+
     async def reload(self) -> bool:
-        """Apply edited channel files if all of them are valid; otherwise keep airing the last good schedule."""
+        """Apply the edited channel files; a file with errors keeps airing its last good version."""
         try:
-            channels, warnings = await asyncio.to_thread(checked_channels, self.settings)
-        except InputError as exc:
+            lineup = await self._load_lineup()
+        except InputError as exc:  # the schedules folder itself is gone
             SCHEDULE_RELOADS.labels("rejected").inc()
             for problem in exc.problems:
                 log.error("schedule not reloaded: %s", problem)
             log.error("the previous schedule keeps airing until the files are fixed")
             return False
-        for problem in warnings:
-            log.warning("%s", problem)
-        await self._use(channels)
+        await self._use(lineup.channels)
         self.programs.forget()
         self._prepare(await self._schedule(datetime.now(UTC)))
-        SCHEDULE_RELOADS.labels("applied").inc()
-        log.info("schedule loaded: %d channels; %s", len(channels), self.status())
-        return True
+        clean = not any(not p.warning for p in lineup.problems)
+        SCHEDULE_RELOADS.labels("applied" if clean else "partial").inc()
+        log.info("schedule loaded: %d channels; %s", len(lineup.channels), self.status())
+        return clean
 
     async def _reloads(self) -> None:
         while True:
@@ -165,9 +176,10 @@ class Daemon:
     async def run(self) -> int:
         BUILD_INFO.info({"version": __version__})
         checked_settings(self.settings)
-        channels, warnings = await asyncio.to_thread(checked_channels, self.settings)  # no last good yet
-        for problem in warnings:
-            log.warning("%s", problem)
+        lineup = await self._load_lineup()
+        channels = lineup.channels
+        for problem in await asyncio.to_thread(readiness_problems, self.settings, channels):
+            (log.warning if problem.warning else log.error)("%s", problem)
         now = datetime.now(UTC)
         for row in await self.recorder.recover(now):
             log.warning("channel %s airing of %s planned %s was cut by a crash: logged interrupted (%s)",

@@ -40,7 +40,8 @@ SCHEDULER_TICK = Gauge(
     "anchor_scheduler_last_tick_timestamp_seconds", "Unix time of the scheduler's last heartbeat.",
 )
 SCHEDULE_RELOADS = Counter(
-    "anchor_schedule_reloads_total", "Schedule reloads, by result (applied or rejected).", ["result"],
+    "anchor_schedule_reloads_total", "Schedule reloads, by result: applied; partial (a file with errors airs "
+    "its last good version); rejected (the schedules folder is gone).", ["result"],
 )
 CLOCK_JUMPS = Counter("anchor_clock_jumps_total", "Wall-clock steps detected by the heartbeat.")
 PROGRAMS_READY = Gauge(

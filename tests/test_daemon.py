@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from anchor.content import load_script
 from tests.conftest import Project
 from tests.daemon_harness import (
     Daemon,
@@ -320,3 +321,23 @@ def test_each_channel_file_stands_alone_and_keeps_its_last_good_version(site: tu
     assert {r.slot: r.outcome.value in ("aired", "late") for r in found} == {"a1": True, "a2": True, "later": True}
     assert (project.root / "data" / "last-good" / "schedules" / "a.toml").is_file()
     assert not (project.root / "data" / "last-good" / "schedules" / "b.toml").exists()
+
+
+def test_a_bad_edit_to_a_rendered_script_airs_its_last_good_version(site: tuple[Project, int]) -> None:
+    """[pause 999s] saved half a minute before air: the program already made airs, with a warning that names
+    the file and line; the row says which text aired (its content hash)."""
+    project, _ = site
+    channel(project, slot("soon", f"at = {at(25)}"))
+    with Daemon(project) as daemon:
+        daemon.wait_log(r"rendered clip .* for 'short\.md'", timeout=60)  # made ready ahead
+        script = project.scripts / "short.md"
+        good_hash = load_script(script, project.scripts).content_hash
+        script.write_text(script.read_text(encoding="utf-8") + "\n[pause 999s]\n", encoding="utf-8")
+        warned = daemon.wait_log(r"WARNING \S+: (\S+short\.md):(\d+): .*its last good version .* airs until it is "
+                                 r"fixed", timeout=30)
+        (row,) = wait_rows(project, lambda r: final(r, "soon"), timeout=60)
+        assert daemon.stop() == 0
+    assert row.outcome.value in ("aired", "late") and row.error is None, (row.outcome, row.error)
+    bad_line = script.read_text(encoding="utf-8").splitlines().index("[pause 999s]") + 1
+    assert int(warned.group(2)) == bad_line
+    assert row.script_hash == good_hash and row.audio_hash  # the text that aired, not the broken one

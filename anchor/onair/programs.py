@@ -1,13 +1,20 @@
 """Programs made ready ahead of air: every planned airing in the pre-render horizon gets its Program rendered
 and its output prepared (clip, scene) before its instant, soonest first, so at the minute only the output's
 start remains. An airing nothing was made ready for is rendered at once by the offline engine.
+
+A script that no longer loads (a bad edit saved mid-day) airs its last good Program, still in the cache,
+with a warning naming the file and line: the last Program made from each script is noted under
+data_dir/last-good/programs/.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from anchor.config import Settings
 from anchor.content import load_script
@@ -18,7 +25,7 @@ from anchor.problems import InputError
 from anchor.program import Program, RenderError, render_program
 from anchor.schedule.channel import Channel
 from anchor.schedule.planner import PlannedAiring
-from anchor.speech.cache import ProgramCache
+from anchor.speech.cache import ProgramCache, cache_key
 from anchor.speech.chain import EngineChain
 from anchor.speech.engines import UnknownVoice
 
@@ -33,13 +40,49 @@ def cue_for(planned: PlannedAiring, channel: Channel, program: Program) -> Cue:
                deadline=planned.planned_at_utc + planned.grace)
 
 
+class KeptPrograms:
+    """The last Program made from each script (for each set of channel voices), noted by its cache key."""
+
+    def __init__(self, folder: Path, cache: ProgramCache) -> None:
+        self.folder = folder
+        self.cache = cache
+
+    def _note(self, script: str, voices: list[str]) -> Path:
+        return self.folder / f"{cache_key({'script': script, 'voices': voices})[:24]}.json"
+
+    def keep(self, script: str, voices: list[str], program: Program) -> None:
+        """Blocking (a small write): call it in a thread."""
+        note = self._note(script, voices)
+        text = json.dumps({"script": script, "key": program.key, "rendered_at": program.rendered_at.isoformat()})
+        try:
+            if note.is_file() and note.read_text(encoding="utf-8") == text:
+                return
+            note.parent.mkdir(parents=True, exist_ok=True)
+            partial = note.with_suffix(".part")
+            partial.write_text(text, encoding="utf-8")
+            os.replace(partial, note)
+        except OSError as exc:
+            log.warning("cannot note the last good Program of %s: %s", script, exc.strerror or exc)
+
+    def recall(self, script: str, voices: list[str]) -> Program | None:
+        """Blocking: call it in a thread."""
+        try:
+            key = json.loads(self._note(script, voices).read_text(encoding="utf-8"))["key"]
+        except (OSError, ValueError, KeyError):
+            return None
+        entry = self.cache.get(str(key))
+        return Program.load(entry).model_copy(update={"cache_hit": True}) if entry else None
+
+
 class ReadyPrograms:
     def __init__(self, settings: Settings, chain: EngineChain, cache: ProgramCache) -> None:
         self.settings = settings
         self.chain = chain
         self.cache = cache
+        self.kept = KeptPrograms(settings.data_dir / "last-good" / "programs", cache)
         self._ready: dict[str, Program] = {}  # PlannedAiring.key → its Program
         self._offline: EngineChain | None = None
+        self._told: set[str] = set()  # scripts whose stand-in has been logged, so it is said once
 
     def get(self, planned: PlannedAiring) -> Program | None:
         return self._ready.get(planned.key)
@@ -49,16 +92,31 @@ class ReadyPrograms:
         self._ready.clear()
 
     async def make(self, planned: PlannedAiring, channel: Channel, *, offline: bool = False) -> Program:
-        """The Program for `planned`, rendered unless cached. Raises one of NOT_MADE."""
-        script = await asyncio.to_thread(load_script, self.settings.scripts_dir / planned.script,
-                                         self.settings.scripts_dir)
+        """The Program for `planned`, rendered unless cached; the script's last good Program when the script
+        no longer loads. Raises one of NOT_MADE."""
+        voices = [v for v in (channel.voice, channel.fallback_voice) if v]
+        try:
+            script = await asyncio.to_thread(load_script, self.settings.scripts_dir / planned.script,
+                                             self.settings.scripts_dir)
+        except InputError as exc:
+            kept = await asyncio.to_thread(self.kept.recall, planned.script, voices)
+            if kept is None:
+                raise
+            if planned.script not in self._told:
+                self._told.add(planned.script)
+                for problem in exc.problems:
+                    log.warning("%s; its last good version (rendered %s) airs until it is fixed", problem,
+                                kept.rendered_at.isoformat(timespec="seconds"))
+            self._ready[planned.key] = kept
+            return kept
+        self._told.discard(planned.script)
         chain = self.chain
         if offline:  # no time for a network voice: the last engine of the chain always works offline
             if self._offline is None:
                 self._offline = EngineChain(self.settings, only=self.chain.engines[-1].name)
             chain = self._offline
-        voices = [v for v in (channel.voice, channel.fallback_voice) if v]
         program = await render_program(script, self.settings, chain, self.cache, voices=voices)
+        await asyncio.to_thread(self.kept.keep, planned.script, voices, program)
         self._ready[planned.key] = program
         return program
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -145,3 +146,19 @@ def test_a_50000_character_script_renders(project: Project) -> None:
     assert abs(meta["loudness"]["integrated_lufs"] - -16.0) <= 1.0
     cues = (project.root / "out" / "program.srt").read_text(encoding="utf-8").count(" --> ")
     assert cues == meta["cues"] >= 600
+
+
+def test_scripts_too_large_to_air_are_refused_before_rendering(project: Project) -> None:
+    """A pasted book must not exhaust the broadcast PC: a file over 512 KB, or more than 60,000 spoken
+    characters, is refused by check and render with what to do, before any engine or ffmpeg runs."""
+    sentence = "各位观众朋友，请注意按时测量血压，少吃盐，多运动。"
+    project.script("book.md", script_text("\n\n".join([sentence] * (61_000 // len(sentence) + 1))))
+    huge = project.script("huge.md", script_text("好" * 10) + "<!-- " + "x" * 600_000 + " -->\n")
+    code, stderr = _check(project)
+    assert code == 2
+    assert re.search(r"book\.md:\d+: the script speaks 6\d,\d{3} characters; a program may speak at most 60,000",
+                     stderr), stderr
+    assert f"{huge}: the script is 0.6 MB; a script may be at most 512 KB" in stderr, stderr
+    result = project.run("render", "book.md", "--out", "out")
+    assert result.returncode == 2 and not (project.root / "out").exists()
+    no_traceback(result)

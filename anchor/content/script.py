@@ -15,6 +15,9 @@ from anchor.problems import InputError, Problem
 from anchor.tomlsource import TomlSource, read_text, validation_problems
 
 FENCE = "+++"
+# Bounds on one program, so a pasted book cannot exhaust the broadcast PC's memory and disk while rendering.
+MAX_SCRIPT_BYTES = 512_000
+MAX_SPOKEN_CHARS = 60_000
 _RATE = re.compile(r"^[+-]\d{1,3}%$")
 _PITCH = re.compile(r"^[+-]\d{1,3}Hz$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -127,6 +130,14 @@ def _split_front_matter(path: Path, text: str) -> tuple[str, int, str, int]:
 
 def load_script(path: Path, scripts_dir: Path) -> Script:
     """Read one script; raises InputError with every problem found."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0  # read_text says what is wrong with it
+    if size > MAX_SCRIPT_BYTES:
+        raise InputError([Problem(path, None, f"the script is {size / 1e6:.1f} MB; a script may be at most "
+                                  f"{MAX_SCRIPT_BYTES // 1000} KB", "split it into several scripts, each a program of "
+                                  "its own")])
     text = read_text(path)
     front_text, front_line, body, body_line = _split_front_matter(path, text)
     source = TomlSource(path, front_text, first_line=front_line)
@@ -141,6 +152,10 @@ def load_script(path: Path, scripts_dir: Path) -> Script:
         )
     blocks, body_problems = spoken_blocks(body, body_line, path)
     problems.extend(body_problems)
+    spoken = sum(len(b.text) for b in blocks if isinstance(b, Paragraph))
+    if spoken > MAX_SPOKEN_CHARS:
+        problems.append(Problem(path, body_line, f"the script speaks {spoken:,} characters; a program may speak at "
+                                f"most {MAX_SPOKEN_CHARS:,} (about three hours)", "split it into several scripts"))
     if not body_problems and not any(isinstance(b, Paragraph) for b in blocks):
         problems.append(Problem(path, body_line, "the script has nothing to speak",
                                 "write at least one paragraph of text after the front matter"))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
 import signal
 import time
 from datetime import UTC, datetime, timedelta
@@ -16,14 +18,14 @@ from prometheus_client import start_http_server
 from anchor import __version__, systemd
 from anchor.clock import WallClockWatch
 from anchor.config import Settings
+from anchor.lineup import Lineup, LineupKeeper
 from anchor.metrics import BUILD_INFO, CLOCK_JUMPS, NEXT_AIRING, SCHEDULE_RELOADS, SCHEDULER_TICK
 from anchor.onair.airing import OnAir
 from anchor.onair.outputs import OutputSet
 from anchor.onair.programs import ReadyPrograms
 from anchor.onair.station import Station
 from anchor.onair.timetable import Timetable
-from anchor.lineup import Lineup, LineupKeeper
-from anchor.preflight import checked_settings, readiness_problems
+from anchor.preflight import checked_settings, permission_problems, readiness_problems
 from anchor.problems import InputError
 from anchor.record import AsRunRecorder
 from anchor.schedule.catchup import catch_up
@@ -176,6 +178,7 @@ class Daemon:
     async def run(self) -> int:
         BUILD_INFO.info({"version": __version__})
         checked_settings(self.settings)
+        await self._refuse_open_folders()
         lineup = await self._load_lineup()
         channels = lineup.channels
         for problem in await asyncio.to_thread(readiness_problems, self.settings, channels):
@@ -209,6 +212,15 @@ class Daemon:
             log.info("stopping")
             await self._stop(background, server)
         return 0
+
+    async def _refuse_open_folders(self) -> None:
+        """World-writable schedules or scripts: a warning at a terminal, a refusal as a service (systemd sets
+        INVOCATION_ID), where nobody reads the warning and the PC runs for months."""
+        problems = await asyncio.to_thread(permission_problems, self.settings)
+        if problems and os.environ.get("INVOCATION_ID"):
+            raise InputError([dataclasses.replace(p, warning=False) for p in problems])
+        for problem in problems:
+            log.warning("%s", problem)
 
     def _serve_metrics(self) -> WSGIServer:
         daemon = self.settings.daemon

@@ -6,6 +6,7 @@ that exist. The input stage (config, schedule) knows no backend; this module kno
 from __future__ import annotations
 
 import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +131,21 @@ def checked_channels(settings: Settings) -> tuple[list[Channel], list[Problem]]:
     if any(not p.warning for p in problems):
         raise InputError(problems)
     return [f.channel for f in files if f.channel is not None], problems
+
+
+def permission_problems(settings: Settings) -> list[Problem]:
+    """Folders of what airs that every user of the PC may write to: anyone could then change what goes on air.
+    Warnings; under systemd the daemon refuses them (see anchor.daemon). Blocking (a walk): use a thread."""
+    problems = []
+    for folder, key in ((settings.schedules_dir, "paths.schedules_dir"), (settings.scripts_dir, "paths.scripts_dir")):
+        if not folder.is_dir():
+            continue
+        for place in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
+            try:
+                mode = place.stat().st_mode
+            except OSError:
+                continue
+            if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+                problems.append(Problem(place, None, "every user of this PC may change the files here, and so "
+                                        "what goes on air", f"chmod o-w '{place}'", key, warning=True))
+    return problems

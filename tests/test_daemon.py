@@ -341,3 +341,19 @@ def test_a_bad_edit_to_a_rendered_script_airs_its_last_good_version(site: tuple[
     bad_line = script.read_text(encoding="utf-8").splitlines().index("[pause 999s]") + 1
     assert int(warned.group(2)) == bad_line
     assert row.script_hash == good_hash and row.audio_hash  # the text that aired, not the broken one
+
+
+def test_world_writable_inputs_are_warned_about_and_refused_as_a_service(site: tuple[Project, int]) -> None:
+    project, _ = site
+    channel(project, slot("x", f"at = {at(3600)}"))
+    project.scripts.chmod(0o777)
+    checked = project.run("check")
+    assert checked.returncode == 0 and "every user of this PC may change the files here" in checked.stderr
+    assert "chmod o-w" in checked.stderr
+    with Daemon(project, env={"INVOCATION_ID": "0123456789abcdef"}) as service:  # as systemd starts it
+        assert service.proc.wait(timeout=60) == 2
+        assert re.search(r"error: \S*scripts_content: \S+ every user of this PC may change", service.log), service.log
+    with Daemon(project) as at_a_terminal:
+        at_a_terminal.wait_log(r"WARNING .*scripts_content: \S+ every user of this PC may change")
+        at_a_terminal.wait_log(r"on air: 1 channels")
+        assert at_a_terminal.stop() == 0

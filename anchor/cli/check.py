@@ -70,7 +70,7 @@ def check() -> None:
     """Validate anchor.toml, every channel and every script; list every problem with file:line. Exit 2 if any."""
     from anchor.config import default_settings, load_settings
     from anchor.content import find_scripts, load_script
-    from anchor.preflight import checked_channel_files, readiness_problems, settings_problems
+    from anchor.preflight import checked_channel_files, permission_problems, readiness_problems, settings_problems
 
     problems: list[Problem] = []
     try:
@@ -99,6 +99,7 @@ def check() -> None:
         channel_count = len(channels)
         problems += [p for f in files for p in f.problems]
     problems += readiness_problems(settings, channels)
+    problems += permission_problems(settings)
     report(problems)
     errors = [p for p in problems if not p.warning]
     if errors:

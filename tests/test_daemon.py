@@ -214,28 +214,46 @@ def _fill(folder: Path) -> Path:
 
 
 def test_a_full_data_disk_is_logged_and_survived(site: tuple[Project, int], small_data_disk: Path) -> None:
-    project, _ = site
+    """A full disk: what cannot be rendered fails (logged once the disk has room); what was made ready still
+    airs, and its row, refused at claim time, is written once there is room — nothing that aired is lost."""
+    project, port = site
     project.script("fresh.md", "+++\ntitle = \"新内容\"\n+++\n\n磁盘满的时候，这一条没法渲染。\n")
     project.script("later.md", "+++\ntitle = \"恢复\"\n+++\n\n空间回来了，这一条照常播出。\n")
     path = channel(project, slot("before", f"at = {at(6)}"))
     with Daemon(project) as daemon:
         wait_rows(project, lambda r: final(r, "before"), timeout=60)
         filler = _fill(small_data_disk)
-        path.write_text(path.read_text(encoding="utf-8") + slot("during", f"at = {at(8)}", "fresh.md"),
-                        encoding="utf-8")
+        path.write_text(path.read_text(encoding="utf-8") + slot("during", f"at = {at(8)}", "fresh.md")
+                        + slot("ready", f"at = {at(12)}"), encoding="utf-8")
         daemon.wait_log(r"No space left on device|database or disk is full", timeout=60)
-        time.sleep(9)  # past "during"'s instant, with the disk still full
+        deadline = time.monotonic() + 60
+        aired = small_data_disk / "aired" / "t"
+        while not list(aired.rglob("*-ready.mp4")) and time.monotonic() < deadline:  # it went out whole
+            time.sleep(0.2)
+        assert list(aired.rglob("*-ready.mp4")), daemon.log[-3000:]
         assert daemon.proc.poll() is None, "the daemon must keep running"
+        assert all(r.slot != "ready" for r in rows(project))  # the disk refused its row so far
         filler.unlink()
         path.write_text(path.read_text(encoding="utf-8") + slot("after", f"at = {at(10)}", "later.md"),
                         encoding="utf-8")
-        # The failure the full disk refused to record is written by the next heartbeat (every 15 s).
-        found = wait_rows(project, lambda r: final(r, "before", "during", "after"), timeout=60)
+        # Rows the full disk refused are written by the next heartbeat (every 15 s).
+        found = wait_rows(project, lambda r: final(r, "before", "during", "ready", "after"), timeout=60)
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         assert daemon.stop() == 0
     by_slot = {r.slot: r for r in found}
     assert by_slot["before"].outcome.value == "aired"  # what aired before the disk filled is kept
     assert by_slot["during"].outcome.value == "failed" and "No space left" in by_slot["during"].error
+    assert by_slot["during"].started_at is None  # it never started
+    assert by_slot["ready"].outcome.value in ("aired", "late") and by_slot["ready"].started_at is not None
     assert by_slot["after"].outcome.value == "aired"  # and it recovered once space returned
+    # The counters agree with the as-run log: every airing that went out is counted and timed once.
+    went_out = sum(1 for r in found if r.outcome.value in ("aired", "late"))
+    counted = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                  if line.startswith('anchor_airings_total{channel="t",outcome="aired"}')
+                  or line.startswith('anchor_airings_total{channel="t",outcome="late"}'))
+    timed = float(next(line.rsplit(" ", 1)[1] for line in metrics.splitlines()
+                       if line.startswith('anchor_airing_lateness_seconds_count{channel="t"}')))
+    assert counted == timed == went_out == 3, (counted, timed, went_out)
     assert "No space left on device" in daemon.log
 
 
@@ -357,3 +375,23 @@ def test_world_writable_inputs_are_warned_about_and_refused_as_a_service(site: t
         at_a_terminal.wait_log(r"WARNING .*scripts_content: \S+ every user of this PC may change")
         at_a_terminal.wait_log(r"on air: 1 channels")
         assert at_a_terminal.stop() == 0
+
+
+def test_killed_just_after_an_airing_starts_it_is_never_aired_twice(site: tuple[Project, int]) -> None:
+    """SIGKILL within a blink of the start (the start time may not be written yet): after the restart the
+    airing is `interrupted` with an end, not aired again; no part file is left in the aired folder."""
+    project, _ = site
+    channel(project, slot("cut", f"at = {at(10)}", "long.md") + slot("after", f"at = {at(40)}"))
+    aired = project.root / "data" / "aired" / "t"
+    with Daemon(project) as first:
+        first.wait_log(r"airing 'long\.md' to", timeout=60)
+        first.kill()
+    assert list(aired.rglob(".*.part"))  # the crash left its part file
+    with Daemon(project) as second:
+        found = wait_rows(project, lambda r: final(r, "cut", "after"), timeout=70)
+        second.wait_log(r"cut by a crash")
+        assert second.stop() == 0
+    cut = [r for r in found if r.slot == "cut"]
+    assert len(cut) == 1 and cut[0].outcome.value == "interrupted" and cut[0].ended_at is not None, cut
+    assert list(aired.rglob("*cut*")) == [] and list(aired.rglob(".*.part")) == []
+    assert [p.name.split("-", 1)[1] for p in aired.rglob("*.mp4")] == ["after.mp4"]

@@ -11,7 +11,8 @@ logged with its channel, room, status and size, never with its body, headers or 
   accepted 200, duplicate 200 (every event in it was had before), bad_signature 401, malformed 400,
   stale 409 (its timestamp is outside the window), replayed 409 (an event id already accepted),
   too_large 413 (over the route's body limit, refused before reading past it), unknown_room 404.
-The answer is a small JSON object: {"outcome": "...", "events": n} or {"outcome": "...", "error": "..."}.
+The answer is a small JSON object: {"outcome": "...", "events": n}, or {"outcome": "...", "error": "..."} with
+a "detail" naming the faulty fields of a signed but malformed body. Only POST is routed (others: 405, uncounted).
 A handler is synchronous (nothing it does waits), so the answer leaves as soon as the body has arrived.
 """
 
@@ -103,10 +104,10 @@ class WebhookServer:
         port = self.port if port is None else port
         app = web.Application()
         app.router.add_post("/rooms/{channel}/{room}", self._handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, host, port, shutdown_timeout=2.0)
+            site = web.TCPSite(runner, host, port)
             await site.start()
         except BaseException:
             await runner.cleanup()
@@ -114,6 +115,8 @@ class WebhookServer:
         bound = runner.addresses[0]
         self.host, self.port = host, int(bound[1])
         self._runner = runner
+        for outcome in Outcome:  # every series exists from the start, at 0, for rate() and alerts
+            WEBHOOK_REQUESTS.labels(outcome=outcome.value)
         self._flip()
         log.info("webhook server listening on %s:%d (%d rooms)", self.host, self.port, len(self._routes))
         return self.port
@@ -198,7 +201,7 @@ class WebhookServer:
         WEBHOOK_REQUESTS.labels(outcome=outcome.value).inc()
         elapsed_ms = (time.monotonic() - started) * 1000
         if outcome in (Outcome.ACCEPTED, Outcome.DUPLICATE):
-            log.debug("%s: webhook %s, %d events (%s bytes, %.1f ms)", where, outcome.value, reply.events,
+            log.debug("%s: webhook %s, %d events (%s bytes, %.1f ms) %s", where, outcome.value, reply.events, request.headers,
                       size, elapsed_ms)
             payload: dict[str, object] = {"outcome": outcome.value, "events": reply.events}
         else:

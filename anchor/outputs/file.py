@@ -104,6 +104,7 @@ class FileOutput(Output):
         """Have the clip rendered unless it is already cached; when it cannot be made, the still picture
         (and say why, once). Nothing here keeps the airing off the air: the audio alone always remains."""
         key = self._step_key(cue)
+        await self._sweep_parts_once()
         try:
             await self.clips.clip(cue.clip_request, self.picture(cue), cue.avatar)
             self._steps_down.pop(key, None)
@@ -126,9 +127,7 @@ class FileOutput(Output):
         started = time.monotonic()
         source, rung, down = await self._best_ready(cue)
         dest = self.aired_path(cue, source.suffix)
-        if not self._parts_swept:
-            self._parts_swept = True
-            await asyncio.to_thread(self.sweep_parts)
+        await self._sweep_parts_once()
         partial = _partial_name(dest)
         try:
             await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
@@ -188,6 +187,13 @@ class FileOutput(Output):
         for task in list(self._late_renders):
             task.cancel()
         await asyncio.gather(*self._late_renders, return_exceptions=True)
+
+    async def _sweep_parts_once(self) -> None:
+        if not self._parts_swept:
+            self._parts_swept = True
+            removed = await asyncio.to_thread(self.sweep_parts)
+            if removed:
+                log.info("file output: removed %d part files of airings a crash cut", len(removed))
 
     def sweep_parts(self) -> list[Path]:
         """Part files left by a daemon killed mid-airing: they never aired whole. Blocking: call in a thread."""

@@ -201,7 +201,7 @@ class WebhookServer:
         WEBHOOK_REQUESTS.labels(outcome=outcome.value).inc()
         elapsed_ms = (time.monotonic() - started) * 1000
         if outcome in (Outcome.ACCEPTED, Outcome.DUPLICATE):
-            log.debug("%s: webhook %s, %d events (%s bytes, %.1f ms) %s", where, outcome.value, reply.events, request.headers,
+            log.debug("%s: webhook %s, %d events (%s bytes, %.1f ms)", where, outcome.value, reply.events,
                       size, elapsed_ms)
             payload: dict[str, object] = {"outcome": outcome.value, "events": reply.events}
         else:

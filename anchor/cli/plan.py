@@ -6,11 +6,32 @@ import json
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from anchor.cli.common import BadInput, channel_time, channels, parse_instant, settings
+
+if TYPE_CHECKING:
+    from anchor.schedule.planner import PlannedAiring
+
+
+def _write_json(planned: Iterator[PlannedAiring]) -> None:
+    """A JSON array, written in chunks as the plan streams: half a million airings in constant memory."""
+    encode = json.JSONEncoder(ensure_ascii=False).encode
+    chunk: list[str] = []
+    opened = False
+    for p in planned:
+        chunk.append(encode({"channel": p.channel, "slot": p.slot, "script": p.script,
+                             "planned_at": p.planned_at.isoformat(), "planned_at_utc": p.planned_at_utc.isoformat(),
+                             "priority": p.priority}))
+        if len(chunk) >= 4096:
+            sys.stdout.write(("," if opened else "[") + "\n " + ",\n ".join(chunk))
+            opened, chunk = True, []
+    if chunk:
+        sys.stdout.write(("," if opened else "[") + "\n " + ",\n ".join(chunk))
+        opened = True
+    sys.stdout.write("\n]\n" if opened else "[]\n")
 
 
 def plan(
@@ -24,7 +45,7 @@ def plan(
     from rich.cells import cell_len
 
     from anchor.cli.tables import Column, write_table
-    from anchor.schedule.planner import plan as make_plan
+    from anchor.schedule.planner import iter_plan
     from anchor.store import open_store
 
     app_settings = settings()
@@ -34,17 +55,19 @@ def plan(
     begin = parse_instant(start, "--from") or datetime.now(UTC)
     span = timedelta(days=days) if days is not None else timedelta(hours=hours if hours is not None else 24)
     rotation = open_store(app_settings.database_url).rotation()
-    planned = make_plan(chosen, begin, begin + span, rotation)
+    planned = iter_plan(chosen, begin, begin + span, rotation)  # streamed: a big plan is never held whole
     if as_json:
-        rows = [{"channel": p.channel, "slot": p.slot, "script": p.script, "planned_at": p.planned_at.isoformat(),
-                 "planned_at_utc": p.planned_at_utc.isoformat(), "priority": p.priority} for p in planned]
-        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+        _write_json(planned)
         return
     zones = {c.id: c.zone for c in chosen}
 
+    shown = 0
+
     def lines() -> Iterator[tuple[str, ...]]:
+        nonlocal shown
         day = ""
         for p in planned:
+            shown += 1
             when = channel_time(p.planned_at, zones[p.channel], "minutes")
             if when[:10] != day:  # one heading per day (in the channel's calendar), then times of day
                 day = when[:10]
@@ -56,6 +79,6 @@ def plan(
                Column("channel", fold=False, widest=max((len(c.id) for c in chosen), default=7)),
                Column("slot", widest=max((cell_len(s.id) for s in slots), default=4)),
                Column("script", widest=max((len(name) for s in slots for name in s.scripts), default=6))]
-    write_table(columns, lines(), title=f"{len(planned)} planned airings from "
-                f"{channel_time(begin, begin.tzinfo, 'minutes')} for {span}",
-                caption="each time is its channel's own clock, with its UTC offset")
+    write_table(columns, lines(), title=f"planned airings from {channel_time(begin, begin.tzinfo, 'minutes')} "
+                f"for {span}", caption=lambda: f"{shown} airings; each time is its channel's own clock, with its UTC "
+                "offset")

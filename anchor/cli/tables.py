@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -42,9 +42,10 @@ def _widths(columns: Sequence[Column], rows: Sequence[Sequence[str]], limit: int
     return widths
 
 
-def write_table(columns: Sequence[Column], rows: Iterable[Sequence[str]], *, title: str = "", caption: str = "",
-                out: TextIO | None = None, width: int | None = None) -> None:
-    """Rows are sequences of plain strings; a row of one string is a heading line across the table."""
+def write_table(columns: Sequence[Column], rows: Iterable[Sequence[str]], *, title: str = "",
+                caption: str | Callable[[], str] = "", out: TextIO | None = None, width: int | None = None) -> None:
+    """Rows are sequences of plain strings; a row of one string is a heading line across the table. The
+    caption may be a function, called after the last row (to count what was streamed)."""
     out = out or sys.stdout
     limit = width or shutil.get_terminal_size((100, 24)).columns
     known = all(c.widest for c in columns)
@@ -66,6 +67,7 @@ def write_table(columns: Sequence[Column], rows: Iterable[Sequence[str]], *, tit
         if len(lines) > 4096:
             out.write("\n".join(lines) + "\n")
             lines = []
-    if caption:
-        lines += _fold(caption, limit)
+    text = caption() if callable(caption) else caption
+    if text:
+        lines += _fold(text, limit)
     out.write("\n".join(lines) + "\n")

@@ -8,6 +8,7 @@ jump (02:30 → 03:30), as cron does.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -19,22 +20,21 @@ if TYPE_CHECKING:
     from anchor.store import RotationState
 
 
+MIDNIGHT = time(0)
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class PlannedAiring:
     channel: str
     slot: str
     script: str
     planned_at: datetime  # in the channel's timezone
+    planned_at_utc: datetime  # the same instant in UTC
     priority: int
     late: str
     grace: timedelta
     rotation_index: int | None = None  # which entry of the rotation, for rotating slots
     rotation_length: int | None = None
-
-    @property
-    def planned_at_utc(self) -> datetime:
-        return self.planned_at.astimezone(UTC)
 
     @property
     def key(self) -> str:
@@ -74,16 +74,24 @@ def slot_instants(channel: Channel, slot: Slot, start: datetime, end: datetime) 
     times = _times_of_day(slot)
     day, last_day = start.astimezone(zone).date() - timedelta(days=1), end.astimezone(zone).date()
     seen: set[datetime] = set()
+    midnight = datetime.combine(day, MIDNIGHT, tzinfo=zone)
     while day <= last_day:
+        following = datetime.combine(day + timedelta(days=1), MIDNIGHT, tzinfo=zone)
+        steady = midnight.utcoffset() == following.utcoffset()  # no DST change today: every wall time is once
         if _day_allowed(channel, slot, day) and (slot.cron is None or slot.cron.matches_date(day)):
             for clock in times:
                 # fold=0 only: a repeated wall time airs once; a skipped one lands after the jump.
                 instant = datetime.combine(day, clock, tzinfo=zone)
+                if not start <= instant < end:
+                    continue
+                if steady:
+                    yield instant
+                    continue
                 normal = instant.astimezone(UTC).astimezone(zone)
-                if start <= instant < end and normal not in seen:
+                if normal not in seen:
                     seen.add(normal)
                     yield normal
-        day += timedelta(days=1)
+        day, midnight = day + timedelta(days=1), following
 
 
 def _first_index(channel: Channel, slot: Slot, start: datetime, state: RotationState | None) -> int:
@@ -99,23 +107,38 @@ def _first_index(channel: Channel, slot: Slot, start: datetime, state: RotationS
     return state.position - sum(1 for _ in slot_instants(channel, slot, start, state.as_of + tick))
 
 
-def plan(channels: list[Channel], start: datetime, end: datetime,
-         rotation: Mapping[tuple[str, str], RotationState] | None = None) -> list[PlannedAiring]:
-    """Every airing in [start, end), in the order they air: by instant, then channel, then priority.
+def _slot_airings(channel: Channel, slot: Slot, start: datetime, end: datetime,
+                  state: RotationState | None) -> Iterator[PlannedAiring]:
+    first = _first_index(channel, slot, start, state) if slot.rotates else 0
+    length = len(slot.scripts)
+    for count, instant in enumerate(slot_instants(channel, slot, start, end)):
+        index = (first + count) % length if slot.rotates else None
+        yield PlannedAiring(
+            channel=channel.id, slot=slot.id, script=slot.scripts[index or 0], planned_at=instant,
+            planned_at_utc=instant.astimezone(UTC), priority=slot.priority, late=slot.late, grace=slot.grace,
+            rotation_index=index, rotation_length=length if slot.rotates else None,
+        )
+
+
+def _air_order(item: PlannedAiring) -> tuple[datetime, str, int, str]:
+    return item.planned_at_utc, item.channel, -item.priority, item.slot
+
+
+def iter_plan(channels: list[Channel], start: datetime, end: datetime,
+              rotation: Mapping[tuple[str, str], RotationState] | None = None) -> Iterator[PlannedAiring]:
+    """Every airing in [start, end), in the order they air: by instant, then channel, then priority. Each
+    slot's airings come in time order, so they are merged, never all held: a week of 50 channels airing
+    every minute streams in constant memory.
 
     `rotation` says where each rotating slot stands (from the as-run log); without it rotations start
     at their first entry."""
     rotation = rotation or {}
-    planned: list[PlannedAiring] = []
-    for channel in channels:
-        for slot in channel.slots:
-            first = _first_index(channel, slot, start, rotation.get((channel.id, slot.id))) if slot.rotates else 0
-            for count, instant in enumerate(slot_instants(channel, slot, start, end)):
-                index = (first + count) % len(slot.scripts) if slot.rotates else None
-                planned.append(PlannedAiring(
-                    channel=channel.id, slot=slot.id, script=slot.scripts[index or 0], planned_at=instant,
-                    priority=slot.priority, late=slot.late, grace=slot.grace, rotation_index=index,
-                    rotation_length=len(slot.scripts) if slot.rotates else None,
-                ))
-    planned.sort(key=lambda p: (p.planned_at_utc, p.channel, -p.priority, p.slot))
-    return planned
+    streams = [_slot_airings(channel, slot, start, end, rotation.get((channel.id, slot.id)))
+               for channel in channels for slot in channel.slots]
+    return heapq.merge(*streams, key=_air_order)
+
+
+def plan(channels: list[Channel], start: datetime, end: datetime,
+         rotation: Mapping[tuple[str, str], RotationState] | None = None) -> list[PlannedAiring]:
+    """iter_plan, as a list."""
+    return list(iter_plan(channels, start, end, rotation))

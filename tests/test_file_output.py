@@ -363,3 +363,18 @@ def test_old_aired_days_and_unused_clips_expire(rendered: Rendered, tmp_path: Pa
     removed = output.expire(now)
     assert sorted(removed) == sorted([old_day, stale])
     assert recent_day.exists() and used.exists() and not old_day.exists() and not stale.exists()
+
+
+def test_what_the_file_output_wrote_is_listened_to_for_dead_air(rendered: Rendered, tmp_path: Path) -> None:
+    """ffmpeg's silencedetect on the written file: speech counts no dead air, a silent program its length."""
+    spoken = run_air(rendered.output, rendered.cue(datetime(2025, 7, 1, 9, 0, tzinfo=BEIJING), "speech"))
+    assert spoken.dead_air_seconds == 0
+    directory = tmp_path / "silent"
+    directory.mkdir()
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=48000:cl=mono", "-t", "8",
+                    "-c:a", "pcm_s16le", str(directory / "program.wav")], check=True, timeout=30)
+    (directory / "program.srt").write_text("", encoding="utf-8")
+    silent = rendered.program.model_copy(update={"key": "f" * 64, "duration_seconds": 8.0, "directory": directory})
+    quiet = run_air(rendered.output, dataclasses.replace(rendered.cue(datetime(2025, 7, 1, 10, 0, tzinfo=BEIJING),
+                                                                      "silence"), program=silent))
+    assert 8.0 - 1.0 <= quiet.dead_air_seconds <= 8.0 + 0.5, quiet

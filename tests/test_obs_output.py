@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import subprocess
 import tempfile
 import time
@@ -22,7 +23,7 @@ from pydantic import ValidationError
 from anchor.avatar import DEFAULT_AVATAR
 from anchor.config import ObsSettings, OutputRef, Settings, load_settings
 from anchor.content import load_script
-from anchor.outputs import AiringInterrupted, Cue, OutputError, OutputUnavailable, output_type
+from anchor.outputs import AiredResult, AiringInterrupted, Cue, OutputError, OutputUnavailable, Rung, output_type
 from anchor.outputs.obs import ObsOutput, ObsOutputSettings
 from anchor.program import Program, render_program
 from anchor.speech.cache import ProgramCache
@@ -216,6 +217,7 @@ def test_air_records_speech_the_avatar_moves_and_subtitles_follow_the_cues(studi
     length = (result.ended_at - result.started_at).total_seconds()
     assert studio.program.duration_seconds - 0.3 < length < studio.program.duration_seconds + 1.5
     assert out["lateness"] is not None and out["lateness"] < 1.0
+    assert result.rung is Rung.CLIP and result.dead_air_seconds == 0  # speech: OBS's meters heard it
 
     # (c) the subtitle source showed the SRT lines, in order, at least two of them.
     shown = [text for text in out["seen"] if text in texts]
@@ -238,6 +240,56 @@ def test_air_records_speech_the_avatar_moves_and_subtitles_follow_the_cues(studi
     # Back to idle afterwards: idle shown, program hidden, subtitles cleared, the lower third kept.
     assert out["after"] == {"idle": [True], "program": [False], "subtitle": "", "title": TITLE, "name": "健康频道",
                             "program scene": f"anchor·{CHANNEL}"}
+
+
+# -- dead air, from OBS's own volume meters ----------------------------------------------------------------
+
+
+def _silent_program(studio: Studio, seconds: float) -> Program:
+    """A Program whose audio is silence (a broken TTS answer, a muted render): what dead air looks like."""
+    directory = Path(tempfile.mkdtemp(prefix="silent-", dir=studio.settings.data_dir))
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"anullsrc=r=48000:cl=mono", "-t", str(seconds),
+                    "-c:a", "pcm_s16le", str(directory / "program.wav")], check=True, timeout=30)
+    (directory / "program.srt").write_text("", encoding="utf-8")
+    program = studio.program.model_copy(update={"key": "0" * 48 + directory.name[-16:].encode().hex()[:16],
+                                                "duration_seconds": seconds, "directory": directory})
+    (directory / "program.json").write_text(program.to_json(), encoding="utf-8")
+    return program
+
+
+def test_dead_air_is_counted_from_obs_meters_when_silent_or_muted(studio: Studio) -> None:
+    """A silent program counts its length; a speaking one whose source is muted in OBS counts too."""
+    silent = _silent_program(studio, 9.0)
+
+    # A bound shorter than the 5.5 s program, so a muted one is dead air beyond doubt.
+    settings = studio.settings.model_copy(update={"outputs": {"obs": {"dead_air_seconds": 3.0}}})
+
+    async def scenario() -> tuple[AiredResult, AiredResult]:
+        output = studio.output(settings)
+        try:
+            quiet = studio.cue(ahead=1.0)
+            quiet = dataclasses.replace(quiet, program=silent)
+            await asyncio.wait_for(output.prepare(quiet), 120)
+            first = await output.air(quiet)
+            loud = studio.cue(ahead=1.0)
+            await asyncio.wait_for(output.prepare(loud), 120)
+            source = f"anchor·{CHANNEL}·program"
+            await output.conn.call("SetInputMute", inputName=source, inputMuted=True)
+            try:
+                second = await output.air(loud)
+            finally:
+                await output.conn.call("SetInputMute", inputName=source, inputMuted=False)
+            return first, second
+        finally:
+            await output.close()
+
+    first, second = run(scenario(), 120)
+    print(f"\ndead air: silent program {first.dead_air_seconds:.2f} s of 9.0; muted source "
+          f"{second.dead_air_seconds:.2f} s of {studio.program.duration_seconds:.2f}")
+    assert 9.0 - 1.5 <= first.dead_air_seconds <= 9.0 + 1.5
+    assert second.dead_air_seconds >= studio.program.duration_seconds - 1.5
+    for result, length in ((first, 9.0), (second, studio.program.duration_seconds)):  # each aired whole
+        assert (result.ended_at - result.started_at).total_seconds() >= length - 0.3, result
 
 
 # -- (d) OBS killed mid-airing --------------------------------------------------------------------------

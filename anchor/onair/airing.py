@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from anchor.metrics import AIRING_LATENESS, DEGRADED_AIRINGS, ON_AIR
+from anchor.metrics import AIRING_LATENESS, DEAD_AIR, DEGRADED_AIRINGS, ON_AIR
 from anchor.onair.outputs import OutputSet
 from anchor.onair.programs import NOT_MADE, ReadyPrograms, cue_for
 from anchor.outputs import AiringInterrupted, Output, OutputError, OutputUnavailable
@@ -117,6 +117,10 @@ async def air(planned: PlannedAiring, channel: Channel, on_air: OnAir) -> None:
     down = result.degraded
     if down is not None:
         DEGRADED_AIRINGS.labels(channel.id, result.rung.value, down.reason).inc()
+    if result.dead_air_seconds > 0:
+        DEAD_AIR.labels(channel.id).inc(result.dead_air_seconds)
+        log.warning("%s: %.1f s of dead air while %s was on air (its sound stayed below the threshold)", where,
+                    result.dead_air_seconds, planned.script)
     await recorder.finish(row, outcome, started_at=result.started_at, ended_at=result.ended_at,
                           aired_as=result.rung.value, degraded=down.detail if down else None)
     log.info("%s: %s %s (%s, %.0f ms after the instant, %.1f s%s)", where, outcome.value, planned.script,

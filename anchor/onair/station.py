@@ -9,6 +9,7 @@ import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+from anchor.metrics import DEAD_AIR
 from anchor.onair import airing
 from anchor.onair.airing import OnAir
 from anchor.schedule.channel import Channel
@@ -29,6 +30,7 @@ class Station:
         self.channels = {c.id: c for c in channels}
         for channel in channels:
             self._locks.setdefault(channel.id, asyncio.Lock())
+            DEAD_AIR.labels(channel.id)  # exported as 0 from the start: an alert can tell "none" from "unknown"
         await self.on_air.outputs.use(channels)
 
     def start_group(self, group: list[PlannedAiring]) -> None:

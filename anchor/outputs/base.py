@@ -10,7 +10,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from anchor.avatar.clips import ClipPicture, ClipRequest, LowerThird
 
@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 class OutputSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Dead air: sound below this level for longer than this many seconds, while a program is on air.
+    dead_air_dbfs: float = Field(-50.0, ge=-90, le=-10)
+    dead_air_seconds: float = Field(5.0, ge=0.5, le=120)
 
 
 _HEX_COLOUR = re.compile(r"^(?:0x|#)([0-9a-fA-F]{6})$")
@@ -121,6 +125,7 @@ class AiredResult:
     detail: dict[str, str] = field(default_factory=dict)  # e.g. {"file": "/…/0900-morning.mp4"}
     rung: Rung = Rung.CLIP
     degraded: Degradation | None = None  # why it went out below the top rung
+    dead_air_seconds: float = 0.0  # silent stretches longer than the bound, measured on what went out
 
 
 class OutputError(Exception):

@@ -30,10 +30,13 @@ from pydantic import Field, field_validator
 from anchor.avatar.clips import ClipCache, ClipPicture, ClipUnavailable
 from anchor.outputs import register
 from anchor.outputs.base import AiredResult, ClipOutputSettings, Cue, Degradation, Output, OutputError, Rung
+from anchor.outputs.dead_air import dead_air_in
+from anchor.speech.audio import AudioError
 
 log = logging.getLogger(__name__)
 
 EXPIRE_EVERY_SECONDS = 3600
+LISTEN_GRACE = 10.0  # seconds past the end silencedetect may still take
 STILL_WAIT = 1.5  # seconds air() may spend making a still picture (cached, or ~0.5 s) before the audio goes alone
 PART_SUFFIX = ".part"
 _UNSAFE_NAME = re.compile(r"[^\w.-]+")
@@ -136,12 +139,18 @@ class FileOutput(Output):
             raise OutputError(f"could not write {dest}: {exc.strerror or exc}") from exc
         log.info("%s: airing '%s' to %s%s", cue.label, cue.program.script, dest,
                  f" ({rung.value}: {down.detail})" if down else "")
+        # What went out is listened to while it airs: ffmpeg's silencedetect on the file itself.
+        listening = asyncio.create_task(dead_air_in(partial, self.settings.dead_air_dbfs,
+                                                    self.settings.dead_air_seconds, cue.program.duration_seconds))
         try:
             # Hold the channel for the program's length, on the monotonic clock.
             await asyncio.sleep(max(0.0, started + cue.program.duration_seconds - time.monotonic()))
         except asyncio.CancelledError:
+            listening.cancel()
+            await asyncio.gather(listening, return_exceptions=True)
             partial.unlink(missing_ok=True)  # cut short: nothing in the aired folder says it aired
             raise
+        dead_air = await _heard(listening, cue)
         try:
             os.replace(partial, dest)
         except OSError as exc:
@@ -151,7 +160,7 @@ class FileOutput(Output):
         if time.monotonic() - self._expired_at > EXPIRE_EVERY_SECONDS:
             self._expired_at = time.monotonic()
             await asyncio.to_thread(self.expire, datetime.now(UTC))
-        return AiredResult(started_at, ended_at, {"file": str(dest)}, rung, down)
+        return AiredResult(started_at, ended_at, {"file": str(dest)}, rung, down, dead_air)
 
     async def _best_ready(self, cue: Cue) -> tuple[Path, Rung, Degradation | None]:
         """What airs now, without waiting for a render: the clip, else the still, else the audio alone."""
@@ -220,6 +229,15 @@ class FileOutput(Output):
             log.info("file output: removed %d aired days and unused clips older than %d days", len(removed),
                      self.settings.keep_days)
         return removed
+
+
+async def _heard(listening: asyncio.Task[float], cue: Cue) -> float:
+    """The dead air silencedetect found; 0 when it could not listen (no ffmpeg: the airing is not its fault)."""
+    try:
+        return await asyncio.wait_for(listening, LISTEN_GRACE)
+    except (AudioError, TimeoutError) as exc:
+        log.info("%s: could not listen to what aired: %s", cue.label, exc)
+        return 0.0
 
 
 def _partial_name(dest: Path) -> Path:

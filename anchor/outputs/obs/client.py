@@ -34,6 +34,8 @@ CLOSE_CODES = {
     4012: "UnsupportedFeature",
 }
 AUTHENTICATION_FAILED = 4009
+ALL_EVENTS = 1023  # obs-websocket 5 EventSubscription::All: every event that is not high-volume
+INPUT_VOLUME_METERS = 1 << 16
 
 
 class _WebSocket(websocket.WebSocket):
@@ -85,6 +87,7 @@ class Client(obsws):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             ws.connect(f"ws://{self.host}:{self.port}", socket=sock, timeout=self.connect_timeout)
             self._auth()  # obsws: Hello → Identify (password) → Identified
+            self._subscribe_to_meters()
         except Exception as exc:
             close = ws.peer_close
             ws.shutdown()
@@ -105,6 +108,17 @@ class Client(obsws):
                 raise ConnectionFailure("connection closed while connecting")
             self.thread_recv = _Receiver(self)
             self.thread_recv.start()
+
+    def _subscribe_to_meters(self) -> None:
+        """obsws identifies for the ordinary events only; the volume meters (what really leaves a source,
+        every ~50 ms) are a high-volume event OBS sends only to who asks: ask with Reidentify."""
+        self.ws.send(json.dumps({"op": 3, "d": {"eventSubscriptions": ALL_EVENTS | INPUT_VOLUME_METERS}}))
+        while True:  # events may come before the answer; none matters before we are connected
+            answer = json.loads(self.ws.recv() or "{}")
+            if answer.get("op") == 2:
+                return
+            if answer.get("op") != 5:
+                raise ConnectionFailure(f"unexpected answer to Reidentify: op {answer.get('op')}")
 
     def lose(self, reason: str) -> None:
         """Mark this client dead (any thread, idempotent): wake the receive thread and any waiting request."""

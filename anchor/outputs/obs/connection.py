@@ -38,6 +38,7 @@ from anchor.outputs.obs.settings import PASSWORD
 log = logging.getLogger(__name__)
 
 
+HIGH_VOLUME = frozenset({"InputVolumeMeters"})
 Hook = Callable[["ObsConnection"], Awaitable[None]]
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 Predicate = Callable[[dict[str, Any]], bool]
@@ -272,6 +273,8 @@ class ObsConnection:
         loop = self._loop
         if loop is None:
             return
+        if name in HIGH_VOLUME and not self._handlers.get(name) and not any(w.name == name for w in self._waiters):
+            return  # twenty meter readings a second wake the loop only while someone listens
         try:
             loop.call_soon_threadsafe(self._deliver, name, data)
         except RuntimeError:

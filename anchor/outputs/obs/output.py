@@ -33,6 +33,7 @@ from anchor.outputs.base import (
     OutputUnavailable,
     Rung,
 )
+from anchor.outputs.dead_air import DeadAirMeter
 from anchor.outputs.obs import scene as obs_scene
 from anchor.outputs.obs.errors import ObsError, ObsUnavailable, PlaybackLost
 from anchor.outputs.obs.scene import ChannelScene
@@ -286,7 +287,11 @@ class ObsOutput(Output):
             try:
                 if rung is Rung.CLIP:  # below it the still avatar stays up under the program's audio
                     await obs_scene.show(self.conn, scene, "idle", False)
-                await media.follow(captions, started, cue.program.duration_seconds)
+                meter = DeadAirMeter(self.settings.dead_air_dbfs, self.settings.dead_air_seconds)
+                dead_air = await media.follow(captions, started, cue.program.duration_seconds, meter)
+                if not meter.readings:
+                    log.warning("OBS '%s' sent no volume meters during '%s': its sound could not be checked",
+                                self.target, cue.program.script)
             except (PlaybackLost, ObsError) as exc:
                 await self._back_to_idle(scene, stop=True)
                 raise AiringInterrupted(f"OBS '{self.target}' lost '{cue.program.script}' midway: {exc}") from exc
@@ -297,7 +302,7 @@ class ObsOutput(Output):
             media.forget_events()
         ended_at = started.at + timedelta(seconds=time.monotonic() - started.monotonic)
         await self._back_to_idle(scene, stop=False)
-        return AiredResult(started.at, ended_at, {"obs": self.target, "scene": scene.name}, rung, down)
+        return AiredResult(started.at, ended_at, {"obs": self.target, "scene": scene.name}, rung, down, dead_air)
 
     def _media(self, scene: ChannelScene) -> ProgramMedia:
         from anchor.outputs.obs.playback import ProgramMedia

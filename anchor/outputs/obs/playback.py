@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from anchor.outputs.dead_air import DeadAirMeter, dbfs
 from anchor.outputs.obs import scene as obs_scene
 from anchor.outputs.obs.connection import ObsConnection
 from anchor.outputs.obs.errors import ObsError, PlaybackLost
@@ -25,6 +28,9 @@ from anchor.speech.subtitles import Caption
 log = logging.getLogger(__name__)
 
 MEDIA_STOPPED = ("OBS_MEDIA_STATE_STOPPED", "OBS_MEDIA_STATE_ENDED", "OBS_MEDIA_STATE_NONE")
+ENDED = "OBS_MEDIA_STATE_ENDED"
+SETTLE_TIMEOUT = 1.0
+SETTLE_POLL = 0.02
 STARTED_GRACE = 2.0  # seconds to wait for MediaInputPlaybackStarted before trusting the RESTART call's time
 END_GUARD = 5.0  # seconds past the program's length before giving up on MediaInputPlaybackEnded
 WATCH_PERIOD = 0.1
@@ -75,6 +81,11 @@ class ProgramMedia:
             if not started.done():
                 started.cancel()
         await self.action("STOP")
+        # OBS 29 passes through STOPPED and settles at ENDED a moment later; a RESTART sent in between is
+        # ended by that late transition (seen here: the program ended 50 ms after it started).
+        settle_by = time.monotonic() + SETTLE_TIMEOUT
+        while await self.state() != ENDED and time.monotonic() < settle_by:
+            await asyncio.sleep(SETTLE_POLL)
 
     async def action(self, what: str) -> None:
         await self.conn.call("TriggerMediaInputAction", inputName=self.name, mediaAction=ACTION + what)
@@ -103,14 +114,27 @@ class ProgramMedia:
                         self.conn.name, STARTED_GRACE)
         return Started(wall + timedelta(seconds=started_mono - mono), started_mono, started_mono - mono)
 
-    async def follow(self, captions: list[Caption], started: Started, duration: float) -> None:
-        """Show the captions on time until the media ends. Raises PlaybackLost when OBS loses it."""
+    async def follow(self, captions: list[Caption], started: Started, duration: float,
+                     meter: DeadAirMeter) -> float:
+        """Show the captions on time until the media ends, listening to OBS's meters of the source meanwhile;
+        returns the seconds of dead air `meter` counted. Raises PlaybackLost when OBS loses the program."""
         assert self._ended is not None, "start() first"
         ended = self._ended
         driver = asyncio.create_task(self._captions(captions, started.monotonic))
+        meter.start(started.monotonic)
+        listening = self._listen(meter)
         limit = started.monotonic + duration + END_GUARD
         try:
-            while not ended.done():
+            while True:
+                if ended.done() and ended.exception() is None and await self.state() not in MEDIA_STOPPED:
+                    # An end OBS reported for the file this source held before (loading, stopping): the program
+                    # is still opening or playing. Wait for its own end.
+                    log.info("OBS '%s': a stale MediaInputPlaybackEnded while %s plays; still on air",
+                             self.conn.name, self.name)
+                    ended = self._ended = self.conn.next_event("MediaInputPlaybackEnded", self._ours,
+                                                               max(1.0, limit - time.monotonic()))
+                if ended.done():
+                    break
                 if not self.conn.connected:
                     raise PlaybackLost(f"connection lost: {self.conn.last_error}")
                 if driver.done() and (failure := driver.exception()) is not None:
@@ -119,7 +143,7 @@ class ProgramMedia:
                     state = await self.state()
                     if state in MEDIA_STOPPED:
                         log.warning("OBS '%s': no MediaInputPlaybackEnded; the media is %s", self.conn.name, state)
-                        return
+                        return meter.finish(time.monotonic())
                     raise PlaybackLost(f"still {state} {END_GUARD:g} s after its length")
                 await asyncio.wait([ended], timeout=WATCH_PERIOD)
             if (failure := ended.exception()) is not None:  # a closed connection or a timeout
@@ -129,11 +153,49 @@ class ProgramMedia:
             rest = started.monotonic + duration - time.monotonic()
             if rest > 0:
                 await asyncio.sleep(min(rest, 1.0))
+            return meter.finish(time.monotonic())
         except ObsError as exc:
             raise PlaybackLost(str(exc)) from exc
         finally:
+            listening()
             driver.cancel()
             await asyncio.gather(driver, return_exceptions=True)
+
+    def _listen(self, meter: DeadAirMeter) -> Callable[[], None]:
+        """Feed the meter from OBS's volume meters of this source (silence while it is muted); returns the
+        function that stops listening."""
+        muted = False
+
+        async def heard(data: dict[str, Any]) -> None:
+            level = -math.inf  # a source OBS does not list is not sounding
+            for item in data.get("inputs") or []:
+                if item.get("inputName") == self.name:
+                    peaks = [channel[1] for channel in item.get("inputLevelsMul") or [] if len(channel) > 1]
+                    level = dbfs(max(peaks, default=0.0))
+            meter.feed(-math.inf if muted else level, time.monotonic())
+
+        async def mute_changed(data: dict[str, Any]) -> None:
+            nonlocal muted
+            if data.get("inputName") == self.name:
+                muted = bool(data.get("inputMuted"))
+
+        async def ask_mute() -> None:
+            nonlocal muted
+            try:
+                muted = bool((await self.conn.call("GetInputMute", inputName=self.name)).get("inputMuted"))
+            except ObsError:
+                pass
+
+        stops = [self.conn.subscribe("InputVolumeMeters", heard),
+                 self.conn.subscribe("InputMuteStateChanged", mute_changed)]
+        asking = asyncio.create_task(ask_mute())
+
+        def stop() -> None:
+            asking.cancel()
+            for unsubscribe in stops:
+                unsubscribe()
+
+        return stop
 
     def forget_events(self) -> None:
         for future in (self._started, self._ended):

@@ -6,7 +6,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -30,6 +30,9 @@ class PathSettings(Section):
     scripts_dir: Path = Path("scripts_content")
     schedules_dir: Path = Path("schedules")
     cache_dir: Path | None = None  # default: <data_dir>/cache
+    calendar_dir: Path = Path("calendar")  # China's holidays for years the bundled data lacks (*.toml)
+    lexicon: Path = Path("lexicon.toml")  # the institution's own readings (word → pinyin or what to say)
+    screening_dir: Path = Path("screening")  # the institution's own word lists (*.txt), one category each
 
 
 class LoudnessSettings(Section):
@@ -103,6 +106,7 @@ class ChannelDefaults(Section):
     prerender_hours: float = Field(6.0, gt=0, le=168)
     voice: str | None = None
     fallback_voice: str | None = None
+    approval: Literal["required", "none"] = "none"  # "required": only approved text airs (anchor approve)
 
     @field_validator("output")
     @classmethod
@@ -114,6 +118,10 @@ class ChannelDefaults(Section):
 class DaemonSettings(Section):
     metrics_host: str = "127.0.0.1"  # loopback unless an operator opens it on purpose
     metrics_port: int = Field(9464, ge=0, le=65535)
+    # `anchor status` and the live rooms' webhooks (/rooms/<channel>/<room>); loopback unless opened on
+    # purpose (a TLS reverse proxy in front for Douyin, which only calls HTTPS).
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(9465, ge=0, le=65535)
     # SQLAlchemy URL of the as-run log; empty = SQLite under data_dir. A URL with a password belongs in
     # the environment (ANCHOR_DATABASE_URL) or a credentials file, never here.
     database_url: str = ""
@@ -134,6 +142,17 @@ class ObsSettings(Section):
         if value == 4444:  # obs-websocket-py silently speaks the old v4 protocol on this port
             raise ValueError("4444 is the old obs-websocket 4 port; OBS 28 and later serve v5 on 4455")
         return value
+
+
+class Approver(Section):
+    """[approvers.NAME]: someone who may approve what airs; NAME is what `anchor approve --by` takes."""
+
+    role: str = Field(min_length=1)  # e.g. "主任医师" or "新闻发言人"
+    full_name: str = ""
+
+
+class AuditSettings(Section):
+    evidence_days: int = Field(180, ge=1, le=3650)  # the exact audio that aired is kept this long, by its hash
 
 
 class CacheSettings(Section):
@@ -160,6 +179,8 @@ class Settings(Section):
     channels: ChannelDefaults = ChannelDefaults()
     daemon: DaemonSettings = DaemonSettings()
     obs: dict[str, ObsSettings] = Field(default_factory=dict)
+    approvers: dict[str, Approver] = Field(default_factory=dict)
+    audit: AuditSettings = AuditSettings()
     # Per-output tables ([outputs.file] …); each output file defines and validates its own.
     outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Where this came from; relative paths resolve against base_dir.
@@ -180,6 +201,18 @@ class Settings(Section):
     @property
     def schedules_dir(self) -> Path:
         return self.resolve(self.paths.schedules_dir)
+
+    @property
+    def calendar_dir(self) -> Path:
+        return self.resolve(self.paths.calendar_dir)
+
+    @property
+    def lexicon(self) -> Path:
+        return self.resolve(self.paths.lexicon)
+
+    @property
+    def screening_dir(self) -> Path:
+        return self.resolve(self.paths.screening_dir)
 
     @property
     def cache_dir(self) -> Path:

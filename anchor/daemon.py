@@ -19,6 +19,7 @@ from anchor import __version__, systemd
 from anchor.clock import WallClockWatch
 from anchor.config import Settings
 from anchor.lineup import Lineup, LineupKeeper
+from anchor.memory import return_big_blocks_to_the_os
 from anchor.metrics import BUILD_INFO, CLOCK_JUMPS, NEXT_AIRING, SCHEDULE_RELOADS, SCHEDULER_TICK
 from anchor.onair.airing import OnAir
 from anchor.onair.outputs import OutputSet
@@ -250,4 +251,5 @@ class Daemon:
 
 
 def run_daemon(settings: Settings) -> int:
+    return_big_blocks_to_the_os()
     return asyncio.run(Daemon(settings).run())

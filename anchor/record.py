@@ -88,6 +88,7 @@ class AsRunRecorder:
         AIRINGS.labels(row.channel, outcome.value).inc()
         if self._key(row) not in self._deferred:
             await self._update(row, **changes)
+            await self.seal()
 
     async def _update(self, row: Airing, **changes: Any) -> None:
         try:
@@ -103,6 +104,8 @@ class AsRunRecorder:
         claim = await self.claim(row)
         if claim is Claim.ALREADY_LOGGED:
             return False
+        if claim is Claim.CLAIMED:
+            await self.seal()
         AIRINGS.labels(planned.channel, outcome.value).inc()
         log.warning("channel %s airing %s: %s (%s)", planned.channel, planned.key, outcome.value, error)
         return True
@@ -113,8 +116,21 @@ class AsRunRecorder:
     def deferred(self) -> int:
         return len(self._deferred)
 
+    async def seal(self) -> None:
+        """Seal what is final; a refusal is only logged: the heartbeat seals it later."""
+        try:
+            await self._write("seal the final rows", self.asrun.seal_unsealed)
+        except Unwritten:
+            pass
+
     async def retry_deferred(self) -> int:
-        """Write the rows the database refused earlier; returns how many are still waiting."""
+        """Write the rows the database refused earlier, and seal what is final; returns how many rows are
+        still waiting."""
+        await self._retry_rows()
+        await self.seal()
+        return len(self._deferred)
+
+    async def _retry_rows(self) -> None:
         for key, (row, step) in list(self._deferred.items()):
             if row.outcome is Outcome.ON_AIR:
                 continue  # still airing: written whole when it ends
@@ -125,7 +141,6 @@ class AsRunRecorder:
             del self._deferred[key]
             log.info("as-run log: wrote the %s row of %s %s the database refused earlier", row.outcome.value,
                      row.channel, row.slot)
-        return len(self._deferred)
 
     async def recover(self, now: datetime) -> list[Airing]:
         """At start: rows a crash left on air (see AsRunLog.recover)."""

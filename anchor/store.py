@@ -7,6 +7,8 @@ twice; a row still `on-air` when the daemon starts was cut by a crash and become
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -38,6 +40,7 @@ class Outcome(str, Enum):
     MISSED = "missed"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+    SKIPPED = "skipped"  # not aired on purpose: its text is not approved (and no approved fallback)
 
 
 class Airing(SQLModel, table=True):
@@ -59,7 +62,78 @@ class Airing(SQLModel, table=True):
     aired_as: str | None = Field(default=None, max_length=16)  # clip, still or audio: how it went out
     degraded: str | None = Field(default=None, max_length=2000)  # why it went out below the full clip
     error: str | None = Field(default=None, max_length=2000)
+    approval_id: int | None = Field(default=None)  # the approval its text aired under (approval = "required")
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class ApprovalAction(str, Enum):
+    APPROVED = "approved"
+    REVOKED = "revoked"
+    REJECTED = "rejected"
+
+
+class Approval(SQLModel, table=True):
+    """Who approved (or revoked, or rejected) which text of a script, when and why. Append-only, sealed."""
+
+    __tablename__ = "approval"
+
+    id: int | None = Field(default=None, primary_key=True)
+    script: str = Field(index=True, max_length=500)  # its path under scripts_content/
+    content_hash: str = Field(max_length=64)  # the text and speech settings approved (Script.content_hash)
+    action: ApprovalAction = Field(max_length=16)
+    by: str = Field(max_length=100)  # the approver's name in anchor.toml [approvers]
+    role: str = Field(max_length=200)
+    note: str | None = Field(default=None, max_length=2000)  # a note, or a revocation's reason
+    accepted_hits: str | None = Field(default=None, max_length=20000)  # JSON: screening hits accepted, with why
+    at: datetime
+
+
+class Seal(SQLModel, table=True):
+    """The tamper-evident chain: one link per sealed row — an airing once its outcome is final, an approval
+    when made. seal = SHA-256(previous seal + digest of the row's canonical content). `previous` is unique, so
+    two writers (a fleet sharing PostgreSQL) can never fork the chain: the second retries on the new end."""
+
+    __tablename__ = "seal"
+    __table_args__ = (UniqueConstraint("previous", name="one_link_after_each_seal"),
+                      UniqueConstraint("kind", "row_id", name="one_seal_per_row"))
+
+    seq: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # "airing" or "approval"
+    row_id: int
+    digest: str = Field(max_length=64)
+    previous: str = Field(max_length=64)  # GENESIS for the first link
+    seal: str = Field(max_length=64)
+    sealed_at: datetime
+
+
+GENESIS = "0" * 64
+SEALED_AIRING_FIELDS = ("id", "channel", "slot", "planned_at", "started_at", "ended_at", "outcome", "script",
+                        "script_hash", "engine", "voice", "audio_hash", "aired_as", "degraded", "error",
+                        "approval_id")
+SEALED_APPROVAL_FIELDS = ("id", "script", "content_hash", "action", "by", "role", "note", "accepted_hits", "at")
+
+
+def canonical(row: Airing | Approval) -> bytes:
+    """The sealed content of a row, byte for byte: the fields that say what aired (or was approved), as
+    sorted JSON with times in UTC to the microsecond. Bookkeeping (updated_at) is not sealed."""
+    fields = SEALED_AIRING_FIELDS if isinstance(row, Airing) else SEALED_APPROVAL_FIELDS
+    content: dict[str, object] = {}
+    for name in fields:
+        value = getattr(row, name)
+        if isinstance(value, datetime):
+            value = _utc(value).isoformat(timespec="microseconds")
+        elif isinstance(value, Enum):
+            value = value.value
+        content[name] = value
+    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def digest(row: Airing | Approval) -> str:
+    return hashlib.sha256(canonical(row)).hexdigest()
+
+
+def link(previous: str, row_digest: str) -> str:
+    return hashlib.sha256(f"{previous}{row_digest}".encode()).hexdigest()
 
 
 class RotationPosition(SQLModel, table=True):
@@ -273,6 +347,63 @@ class AsRunLog:
             if since:
                 query = query.where(Airing.planned_at >= since)
             return list(session.exec(query.order_by(col(Airing.planned_at), col(Airing.channel)).limit(limit)))
+
+    def seal(self, kind: str, row_id: int, attempts: int = 5) -> Seal:
+        """Add the row to the chain (idempotent: a sealed row keeps its link). Another writer taking the same
+        end of the chain makes this retry on the new end."""
+        for attempt in range(attempts):
+            with self._session() as session:
+                existing = session.exec(select(Seal).where(Seal.kind == kind, Seal.row_id == row_id)).first()
+                if existing is not None:
+                    return existing
+                row = session.get(Airing, row_id) if kind == "airing" else session.get(Approval, row_id)
+                if row is None:
+                    raise LookupError(f"no {kind} row {row_id} to seal")
+                last = session.exec(select(Seal).order_by(col(Seal.seq).desc()).limit(1)).first()
+                previous = last.seal if last else GENESIS
+                row_digest = digest(row)
+                sealed = Seal(kind=kind, row_id=row_id, digest=row_digest, previous=previous,
+                              seal=link(previous, row_digest), sealed_at=datetime.now(UTC))
+                session.add(sealed)
+                try:
+                    session.commit()
+                except IntegrityError:
+                    session.rollback()
+                    time.sleep(0.01 * (attempt + 1))
+                    continue
+                session.refresh(sealed)
+                return sealed
+        raise OperationalError("seal", {}, Exception(f"the chain's end kept moving ({attempts} tries)"))
+
+    def seal_unsealed(self) -> int:
+        """Seal every airing whose outcome is final and that has no link yet, oldest first; returns how many.
+        Called after each final write and at every heartbeat, so a seal a failing database refused is
+        made later."""
+        with self._session() as session:
+            sealed = select(Seal.row_id).where(Seal.kind == "airing")
+            ids = list(session.exec(select(Airing.id).where(Airing.outcome != Outcome.ON_AIR,
+                                                            col(Airing.id).not_in(sealed)).order_by(col(Airing.id))))
+        for row_id in ids:
+            assert row_id is not None
+            self.seal("airing", row_id)
+        return len(ids)
+
+    def record_approval(self, approval: Approval) -> Approval:
+        """Append an approval and seal it."""
+        with self._session() as session:
+            session.add(approval)
+            session.commit()
+            session.refresh(approval)
+        assert approval.id is not None
+        self.seal("approval", approval.id)
+        return approval
+
+    def approvals(self, script: str | None = None) -> list[Approval]:
+        with self._session() as session:
+            query = select(Approval)
+            if script is not None:
+                query = query.where(Approval.script == script)
+            return list(session.exec(query.order_by(col(Approval.id))))
 
     def rotation(self) -> dict[tuple[str, str], RotationState]:
         with self._session() as session:

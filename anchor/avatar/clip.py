@@ -51,7 +51,7 @@ CLIP_VERSION = 2
 def clip_seed(program_key: str) -> int:
     """Blinks fall the same way every time a Program is rendered: the clip is reproducible."""
     return int(program_key[:8], 16)
-LEVEL_CHUNK_FRAMES = 1500  # a minute at 25 fps: ~23 MB of float64 samples at 48 kHz
+LEVEL_CHUNK_FRAMES = 250  # ten seconds at 25 fps: ~4 MB of float64 samples at 48 kHz
 
 
 class ClipError(Exception):

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -49,10 +49,12 @@ class SlotModel(Model):
     between: list[str] | None = None
     from_: date | None = Field(None, alias="from")
     until: date | None = None
-    except_: list[date] = Field(default_factory=list, alias="except")
+    except_: list[date] | Literal["holidays"] = Field(default_factory=list, alias="except")
+    days: Literal["all", "workdays", "holidays"] = "all"  # China's working days, make-up days included
     priority: int = 0
     late: Literal["air", "skip"] = "air"
     grace: str = "5m"
+    fallback: str | None = None  # airs instead when the slot's script is not approved (approval = "required")
 
     @field_validator("cron")
     @classmethod
@@ -125,6 +127,9 @@ class ChannelModel(Model):
     output: str | None = None
     avatar: str | None = None
     prerender_hours: float | None = Field(None, gt=0, le=168)
+    approval: Literal["required", "none"] | None = None  # default: [channels] approval in anchor.toml
+    closed: list[date] = Field(default_factory=list)  # the institution's own closed days (with days = …)
+    keep_comment_days: int = Field(0, ge=0, le=3650)  # viewers' comment texts kept this long; 0: none
 
     @field_validator("id")
     @classmethod
@@ -147,6 +152,8 @@ class ChannelFileModel(Model):
     channel: ChannelModel
     slot: list[SlotModel] = Field(min_length=1)
     blackout: list[BlackoutModel] = Field(default_factory=list)
+    # Live rooms ([[room]] tables), checked against their platform's own settings by preflight.
+    room: list[dict[str, Any]] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,9 @@ class Slot:
     priority: int
     late: str
     grace: timedelta
+    days: str = "all"  # "all", "workdays" or "holidays" (China's calendar)
+    skip_holidays: bool = False  # except = "holidays"
+    fallback: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +191,11 @@ class Channel:
     blackouts: tuple[tuple[date, date, str], ...]
     source: Path
     lines: dict[str, int | None]  # line of each [channel] key as written, for errors found later (preflight)
+    approval_required: bool = False
+    closed_days: frozenset[date] = frozenset()
+    keep_comment_days: int = 0
+    rooms: tuple[dict[str, Any], ...] = ()  # [[room]] tables as written; preflight checks them
+    room_lines: tuple[int | None, ...] = ()
 
     def blacked_out(self, day: date) -> str | None:
         for first, last, reason in self.blackouts:
@@ -242,6 +257,9 @@ def load_channel(path: Path, settings: Settings, now: datetime | None = None) ->
                 key = "script" if model.script else "rotate"
                 errors.append(source.problem(("slot", index, key), why,
                                              'write a path such as "health/hypertension.md"'))
+        if model.fallback is not None and (why := _script_problem(settings, model.fallback)):
+            errors.append(source.problem(("slot", index, "fallback"), why,
+                                         'write a path such as "health/hypertension.md"'))
         slot_id = _slot_id(model)
         if slot_id in seen:
             errors.append(source.problem(("slot", index), f"two slots are both '{slot_id}'",
@@ -259,8 +277,10 @@ def load_channel(path: Path, settings: Settings, now: datetime | None = None) ->
             id=slot_id, scripts=tuple(names), rotates=model.rotate is not None,
             cron=CronSpec.parse(model.cron) if model.cron else None, at=at,
             every=parse_duration(model.every) if model.every else None, window=window,
-            first_day=model.from_, last_day=model.until, skipped_days=frozenset(model.except_),
-            priority=model.priority, late=model.late, grace=grace,
+            first_day=model.from_, last_day=model.until,
+            skipped_days=frozenset(model.except_) if isinstance(model.except_, list) else frozenset(),
+            priority=model.priority, late=model.late, grace=grace, days=model.days,
+            skip_holidays=model.except_ == "holidays", fallback=model.fallback,
         ))
     if errors:
         raise InputError(errors)
@@ -272,6 +292,9 @@ def load_channel(path: Path, settings: Settings, now: datetime | None = None) ->
         output=output, avatar=avatar, prerender_hours=parsed.channel.prerender_hours or defaults.prerender_hours,
         slots=tuple(slots), blackouts=tuple((b.from_, b.until, b.reason) for b in parsed.blackout), source=path,
         lines={key: source.line_of(("channel", key)) for key in ("id", "output", "avatar", "language", "voice")},
+        approval_required=(parsed.channel.approval or defaults.approval) == "required",
+        closed_days=frozenset(parsed.channel.closed), keep_comment_days=parsed.channel.keep_comment_days,
+        rooms=tuple(parsed.room), room_lines=tuple(source.line_of(("room", i)) for i in range(len(parsed.room))),
     )
     return channel, warnings
 

@@ -134,7 +134,7 @@ class BlockLevels:
         samples = np.memmap(raw, dtype="<i2", mode="r")
         count = len(samples) // block
         peaks, energy = np.empty(count, np.float32), np.empty(count, np.float64)
-        step = block * 100_000  # bounded memory for hours-long programs
+        step = block * 2_000  # ten seconds a chunk: a few MB of temporaries, whatever the program's length
         for first in range(0, count * block, step):
             chunk = np.asarray(samples[first : min(first + step, count * block)], dtype=np.float32) / 32768
             blocks = chunk.reshape(-1, block)

@@ -83,8 +83,9 @@ class ProgramMedia:
         await self.action("STOP")
         # OBS 29 passes through STOPPED and settles at ENDED a moment later; a RESTART sent in between is
         # ended by that late transition (seen here: the program ended 50 ms after it started).
-        settle_by = time.monotonic() + SETTLE_TIMEOUT
-        while await self.state() != ENDED and time.monotonic() < settle_by:
+        for _ in range(round(SETTLE_TIMEOUT / SETTLE_POLL)):  # OBS has no event for it: ask
+            if await self.state() == ENDED:
+                break
             await asyncio.sleep(SETTLE_POLL)
 
     async def action(self, what: str) -> None:

@@ -20,10 +20,11 @@ from anchor.clock import WallClockWatch
 from anchor.config import Settings
 from anchor.lineup import Lineup, LineupKeeper
 from anchor.memory import return_big_blocks_to_the_os
-from anchor.metrics import BUILD_INFO, CLOCK_JUMPS, NEXT_AIRING, SCHEDULE_RELOADS, SCHEDULER_TICK
+from anchor.metrics import BUILD_INFO, CLOCK_JUMPS, NEXT_AIRING, SCHEDULE_RELOADS, SCHEDULER_TICK, UNAPPROVED_AIRINGS
 from anchor.onair.airing import OnAir
+from anchor.onair.outlook import Outlook, approval_outlook
 from anchor.onair.outputs import OutputSet
-from anchor.onair.programs import ReadyPrograms
+from anchor.onair.programs import ApprovalReader, ReadyPrograms
 from anchor.onair.station import Station
 from anchor.onair.timetable import Timetable
 from anchor.preflight import checked_settings, permission_problems, readiness_problems
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 15  # bounds every scheduler sleep, so a wall-clock step is noticed within this
 WATCH_SECONDS = 2.0
 CATCH_UP = timedelta(hours=24)  # how far back a restarted daemon looks for airings it missed
+OUTLOOK = timedelta(hours=24)  # how far ahead unapproved airings are counted
 
 
 class Daemon:
@@ -53,7 +55,8 @@ class Daemon:
         self.asrun = open_store(settings.database_url)
         self.recorder = AsRunRecorder(self.asrun)
         cache = ProgramCache(settings.cache_dir, settings.cache.max_size_mb * 1024 * 1024)
-        self.programs = ReadyPrograms(settings, EngineChain(settings), cache)
+        self.approvals = ApprovalReader(self.asrun)
+        self.programs = ReadyPrograms(settings, EngineChain(settings), cache, self.approvals)
         self.station = Station(OnAir(self.recorder, self.programs, OutputSet(settings)))
         self.timetable = Timetable(self.scheduler, self.station.start_group)
         self.clock = WallClockWatch()
@@ -162,6 +165,19 @@ class Daemon:
 
     # -- heartbeat --------------------------------------------------------------------------------------
 
+    async def _count_unapproved(self, now: datetime) -> None:
+        """anchor_unapproved_airings: airings of the next 24 hours whose script's text is not approved."""
+        gated = [c for c in self.channels if c.approval_required]
+        if not gated:
+            return
+        planned = await self._plan(now, now + OUTLOOK)
+        book = await self.approvals.book(fresh=True)
+        outlook = await asyncio.to_thread(approval_outlook, planned, {c.id: c for c in gated}, book,
+                                          self.settings.scripts_dir)
+        for channel in gated:
+            UNAPPROVED_AIRINGS.labels(channel.id).set(sum(
+                1 for p in planned if p.channel == channel.id and outlook.get(p.key, Outlook(p.script, None)).reason))
+
     async def _heartbeat(self) -> None:
         SCHEDULER_TICK.set(time.time())
         jump = self.clock.jump()
@@ -173,6 +189,7 @@ class Daemon:
         planned = await self._schedule(datetime.now(UTC))  # extends the horizon as time moves
         if self.prepare_task is None or self.prepare_task.done():
             self._prepare(planned)
+        await self._count_unapproved(datetime.now(UTC))
 
     # -- run --------------------------------------------------------------------------------------------
 
@@ -197,6 +214,7 @@ class Daemon:
         await self._catch_up(now)
         await self.recorder.mark_alive(now)
         self._prepare(await self._schedule(now))
+        await self._count_unapproved(now)
         SCHEDULER_TICK.set(time.time())
         systemd.notify("READY=1", f"STATUS={self.status()}")
         log.info("on air: %d channels; %s", len(channels), self.status())

@@ -14,9 +14,12 @@ class Problem:
     hint: str = ""
     key: str = ""
     warning: bool = False
+    column: int | None = None
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else f"{self.file}"
+        if self.line and self.column:
+            where += f":{self.column}"
         key = f" [{self.key}]" if self.key else ""
         hint = f" — {self.hint}" if self.hint else ""
         return f"{where}:{key} {self.message}{hint}"

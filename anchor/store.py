@@ -63,6 +63,7 @@ class Airing(SQLModel, table=True):
     degraded: str | None = Field(default=None, max_length=2000)  # why it went out below the full clip
     error: str | None = Field(default=None, max_length=2000)
     approval_id: int | None = Field(default=None)  # the approval its text aired under (approval = "required")
+    note: str | None = Field(default=None, max_length=2000)  # e.g. why the slot's fallback aired instead
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -109,7 +110,7 @@ class Seal(SQLModel, table=True):
 GENESIS = "0" * 64
 SEALED_AIRING_FIELDS = ("id", "channel", "slot", "planned_at", "started_at", "ended_at", "outcome", "script",
                         "script_hash", "engine", "voice", "audio_hash", "aired_as", "degraded", "error",
-                        "approval_id")
+                        "approval_id", "note")
 SEALED_APPROVAL_FIELDS = ("id", "script", "content_hash", "action", "by", "role", "note", "accepted_hits", "at")
 
 

@@ -6,12 +6,14 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from anchor.cli.approvals import screening_problems
 from anchor.cli.common import EXIT_BAD_INPUT, Options, err, out, report
 from anchor.problems import InputError, Problem
 
 if TYPE_CHECKING:
     from anchor.config import Settings
     from anchor.content import Script
+    from anchor.schedule.channel import Channel
 
 
 def _front_matter_line(path: Path, key: str) -> int | None:
@@ -66,6 +68,34 @@ async def _speech_problems(settings: Settings, scripts: list[Script]) -> list[Pr
     return problems
 
 
+def _approval_outlook(settings: Settings, channels: list[Channel]) -> list[Problem]:
+    """Airings of the next 24 hours on channels that require approval whose text is not approved."""
+    gated = {c.id: c for c in channels if c.approval_required}
+    if not gated:
+        return []  # nothing to ask the as-run log (and no need to load the database layer)
+    from datetime import UTC, datetime, timedelta
+
+    from anchor.content.approvals import ApprovalBook
+    from anchor.onair.outlook import approval_outlook
+    from anchor.schedule.planner import plan
+    from anchor.store import open_store
+
+    now = datetime.now(UTC)
+    asrun = open_store(settings.database_url)
+    planned = plan(list(gated.values()), now, now + timedelta(hours=24), asrun.rotation())
+    outlook = approval_outlook(planned, gated, ApprovalBook(asrun.approvals()), settings.scripts_dir)
+    problems = []
+    for item in planned:
+        seen = outlook.get(item.key)
+        if seen is None or seen.reason is None:
+            continue
+        fate = f"its fallback {seen.airs} airs" if seen.airs else "it will be skipped"
+        problems.append(Problem(gated[item.channel].source, None, f"slot {item.slot} at "
+                                f"{item.planned_at.isoformat(timespec='minutes')}: {fate}: {seen.reason}",
+                                "anchor approve the script's current text", warning=True))
+    return problems
+
+
 def check() -> None:
     """Validate anchor.toml, every channel and every script; list every problem with file:line. Exit 2 if any."""
     from anchor.config import default_settings, load_settings
@@ -92,7 +122,7 @@ def check() -> None:
     if engines_usable and scripts:
         problems.extend(asyncio.run(_speech_problems(settings, scripts)))
     channel_count = 0
-    channels = []
+    channels: list[Channel] = []
     if settings.schedules_dir.is_dir():  # a site may only render, with no schedules yet
         files = checked_channel_files(settings)
         channels = [f.channel for f in files if f.channel is not None]
@@ -100,6 +130,11 @@ def check() -> None:
         problems += [p for f in files for p in f.problems]
     problems += readiness_problems(settings, channels)
     problems += permission_problems(settings)
+    try:
+        problems += screening_problems(settings, scripts)
+    except InputError as exc:  # an institution's word list with errors
+        problems.extend(exc.problems)
+    problems += _approval_outlook(settings, channels)
     report(problems)
     errors = [p for p in problems if not p.warning]
     if errors:

@@ -13,18 +13,44 @@ import typer
 from anchor.cli.common import BadInput, channel_time, channels, parse_instant, settings
 
 if TYPE_CHECKING:
+    from anchor.config import Settings
+    from anchor.onair.outlook import ApprovalOutlook
+    from anchor.schedule.channel import Channel
     from anchor.schedule.planner import PlannedAiring
+    from anchor.store import AsRunLog
 
 
-def _write_json(planned: Iterator[PlannedAiring]) -> None:
+def _outlook(app_settings: Settings, chosen: list[Channel], asrun: AsRunLog) -> ApprovalOutlook | None:
+    """What approval allows, for channels that require it; None when none does."""
+    gated = {c.id: c for c in chosen if c.approval_required}
+    if not gated:
+        return None
+    from anchor.content.approvals import ApprovalBook
+    from anchor.onair.outlook import ApprovalOutlook
+
+    return ApprovalOutlook(gated, ApprovalBook(asrun.approvals()), app_settings.scripts_dir)
+
+
+def _script_cell(p: PlannedAiring, seeing: ApprovalOutlook | None) -> str:
+    seen = seeing.of(p) if seeing else None
+    if seen is None or seen.reason is None:
+        return p.script
+    return f"{seen.airs} (fallback: {seen.reason})" if seen.airs else f"SKIPPED: {seen.reason}"
+
+
+def _write_json(planned: Iterator[PlannedAiring], seeing: ApprovalOutlook | None) -> None:
     """A JSON array, written in chunks as the plan streams: half a million airings in constant memory."""
     encode = json.JSONEncoder(ensure_ascii=False).encode
     chunk: list[str] = []
     opened = False
     for p in planned:
-        chunk.append(encode({"channel": p.channel, "slot": p.slot, "script": p.script,
-                             "planned_at": p.planned_at.isoformat(), "planned_at_utc": p.planned_at_utc.isoformat(),
-                             "priority": p.priority}))
+        row: dict[str, object] = {"channel": p.channel, "slot": p.slot, "script": p.script,
+                                  "planned_at": p.planned_at.isoformat(),
+                                  "planned_at_utc": p.planned_at_utc.isoformat(), "priority": p.priority}
+        seen = seeing.of(p) if seeing else None
+        if seen is not None:  # on a channel that requires approval: what really airs, and why not the script
+            row["airs"], row["not_approved"] = seen.airs, seen.reason
+        chunk.append(encode(row))
         if len(chunk) >= 4096:
             sys.stdout.write(("," if opened else "[") + "\n " + ",\n ".join(chunk))
             opened, chunk = True, []
@@ -54,10 +80,12 @@ def plan(
         raise BadInput(f"no channel with id '{channel}'")
     begin = parse_instant(start, "--from") or datetime.now(UTC)
     span = timedelta(days=days) if days is not None else timedelta(hours=hours if hours is not None else 24)
-    rotation = open_store(app_settings.database_url).rotation()
+    asrun = open_store(app_settings.database_url)
+    rotation = asrun.rotation()
     planned = iter_plan(chosen, begin, begin + span, rotation)  # streamed: a big plan is never held whole
+    seeing = _outlook(app_settings, chosen, asrun)
     if as_json:
-        _write_json(planned)
+        _write_json(planned, seeing)
         return
     zones = {c.id: c.zone for c in chosen}
 
@@ -72,7 +100,7 @@ def plan(
             if when[:10] != day:  # one heading per day (in the channel's calendar), then times of day
                 day = when[:10]
                 yield (f"── {day} {p.planned_at.astimezone(zones[p.channel]):%a} ──",)
-            yield when[11:], p.channel, p.slot, p.script
+            yield when[11:], p.channel, p.slot, _script_cell(p, seeing)
 
     slots = [s for c in chosen for s in c.slots]
     columns = [Column("time", fold=False, widest=len("00:00+00:00")),

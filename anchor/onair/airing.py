@@ -1,6 +1,7 @@
 """One airing, from its planned instant to its final row: on time or not at all, logged exactly once.
 
     too late for its grace (or late = "skip")  → missed
+    its text not approved (approval = "required") → its approved fallback airs, else skipped
     its Program (ready ahead, or made now offline) → none: failed
     claimed in the as-run log                    → already logged: not aired again
     cued up in the lead, started early by the output's own start-up time
@@ -10,14 +11,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from anchor.metrics import AIRING_LATENESS, DEAD_AIR, DEGRADED_AIRINGS, ON_AIR
 from anchor.onair.outputs import OutputSet
-from anchor.onair.programs import NOT_MADE, ReadyPrograms, cue_for
+from anchor.onair.programs import NOT_MADE, NotApproved, ReadyPrograms, cue_for
 from anchor.outputs import AiringInterrupted, Output, OutputError, OutputUnavailable
+from anchor.program import Program
 from anchor.record import AsRunRecorder, Claim
 from anchor.schedule.channel import Channel
 from anchor.schedule.planner import PlannedAiring
@@ -29,6 +32,7 @@ LEAD = timedelta(seconds=2)  # claimed and cued this early: only the output's st
 ON_TIME = timedelta(seconds=2)  # started later than this after its instant, an airing is logged `late`
 SKIP_TOLERANCE = timedelta(seconds=2)  # `late = "skip"` still airs what is only this late
 SHUTDOWN = "cut by shutdown"
+NOT_APPROVED = "not approved"
 
 
 @dataclass
@@ -58,17 +62,17 @@ async def air(planned: PlannedAiring, channel: Channel, on_air: OnAir) -> None:
         return
     output = on_air.outputs[channel.output]
 
-    program = on_air.programs.get(planned)
-    if program is None:  # not made ready ahead (a fresh edit, or rendering failed): speak it now, offline
-        try:
-            program = await on_air.programs.make(planned, channel, offline=True)
-        except NOT_MADE as exc:
-            await recorder.unaired(planned, Outcome.FAILED, f"could not render {planned.script}: {exc}")
-            return
+    made = await _program(planned, channel, on_air)
+    if isinstance(made, str):
+        outcome = Outcome.SKIPPED if made.startswith(NOT_APPROVED) else Outcome.FAILED
+        await recorder.unaired(planned, outcome, made)
+        return
+    planned, program, note = made
 
     row = Airing(channel=channel.id, slot=planned.slot, planned_at=planned.planned_at_utc, outcome=Outcome.ON_AIR,
                  script=planned.script, script_hash=program.content_hash, engine=program.engine,
-                 voice=program.voice, audio_hash=program.audio_sha256)
+                 voice=program.voice, audio_hash=program.audio_sha256, note=note,
+                 approval_id=on_air.programs.approved_under.get(planned.key) if channel.approval_required else None)
     step = None
     if planned.rotation_index is not None and planned.rotation_length:
         step = RotationStep(planned.rotation_index, planned.rotation_length, planned.planned_at_utc)
@@ -126,6 +130,38 @@ async def air(planned: PlannedAiring, channel: Channel, on_air: OnAir) -> None:
     log.info("%s: %s %s (%s, %.0f ms after the instant, %.1f s%s)", where, outcome.value, planned.script,
              program.engine, late_by.total_seconds() * 1000, program.duration_seconds,
              f"; as {result.rung.value} because {down.detail}" if down else "")
+
+
+async def _program(planned: PlannedAiring, channel: Channel,
+                   on_air: OnAir) -> tuple[PlannedAiring, Program, str | None] | str:
+    """What airs for `planned`: its Program (made ready ahead, or now by the offline engine); on a channel
+    that requires approval, only an approved text, checked afresh at air time, else the slot's approved
+    fallback. The airing (the fallback's, when it airs) and why the fallback aired — or why nothing does."""
+    programs = on_air.programs
+    ready = programs.get(planned)
+    try:
+        if ready is not None and not channel.approval_required:
+            return planned, ready, None
+        # Not made ready ahead (a fresh edit, rendering failed): speak it now, offline. Or ready, but an
+        # approval may have been revoked since: ask again (the Program itself comes from the cache).
+        return planned, await programs.make(planned, channel, offline=ready is None, fresh=True), None
+    except NotApproved as exc:
+        refused = exc.status.reason()
+    except NOT_MADE as exc:
+        return f"could not render {planned.script}: {exc}"
+    if not planned.fallback:
+        return f"{NOT_APPROVED}: {refused}; the slot names no fallback"
+    instead = dataclasses.replace(planned, script=planned.fallback, rotation_index=None, rotation_length=None)
+    try:
+        program = await programs.make(instead, channel, offline=programs.get(instead) is None, fresh=True)
+    except NotApproved as exc:
+        return f"{NOT_APPROVED}: {refused}; nor is its fallback {planned.fallback}: {exc.status.reason()}"
+    except NOT_MADE as exc:
+        return f"{NOT_APPROVED}: {refused}; its fallback {planned.fallback} could not be rendered: {exc}"
+    # The rotation still moves past this instant: the slot's own script had its turn.
+    instead = dataclasses.replace(instead, rotation_index=planned.rotation_index,
+                                  rotation_length=planned.rotation_length)
+    return instead, program, f"its fallback aired: {planned.script} {refused}"
 
 
 async def _until_start(planned: PlannedAiring, output: Output) -> None:

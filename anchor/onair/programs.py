@@ -10,14 +10,18 @@ data_dir/last-good/programs/.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
+import math
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from anchor.config import Settings
 from anchor.content import load_script
+from anchor.content.approvals import ApprovalBook, ApprovalStatus
 from anchor.metrics import PROGRAMS_READY
 from anchor.onair.outputs import OutputSet
 from anchor.outputs import Cue, OutputError
@@ -28,11 +32,38 @@ from anchor.schedule.planner import PlannedAiring
 from anchor.speech.cache import ProgramCache, cache_key
 from anchor.speech.chain import EngineChain
 from anchor.speech.engines import UnknownVoice
+from anchor.store import AsRunLog
 
 log = logging.getLogger(__name__)
 
-# What can keep a Program from being made: the script, every engine, the voice, the disk.
-NOT_MADE = (InputError, RenderError, UnknownVoice, OSError)
+APPROVALS_FRESH_FOR = 2.0  # seconds a read of the approval records serves (prepare asks for many airings)
+
+
+class NotApproved(Exception):
+    """The channel requires approval and this text of the script has none (the status says why)."""
+
+    def __init__(self, status: ApprovalStatus) -> None:
+        super().__init__(f"{status.script}: {status.reason()}")
+        self.status = status
+
+
+# What can keep a Program from being made: the script, every engine, the voice, the disk, approval.
+NOT_MADE = (InputError, RenderError, UnknownVoice, OSError, NotApproved)
+
+
+class ApprovalReader:
+    """The approval records as the as-run log holds them (shared by every PC of a fleet), read off the loop."""
+
+    def __init__(self, asrun: AsRunLog) -> None:
+        self.asrun = asrun
+        self._book: ApprovalBook | None = None
+        self._read_at = -math.inf
+
+    async def book(self, fresh: bool = False) -> ApprovalBook:
+        if fresh or self._book is None or time.monotonic() - self._read_at > APPROVALS_FRESH_FOR:
+            self._book = ApprovalBook(await asyncio.to_thread(self.asrun.approvals))
+            self._read_at = time.monotonic()
+        return self._book
 
 
 def cue_for(planned: PlannedAiring, channel: Channel, program: Program) -> Cue:
@@ -75,14 +106,18 @@ class KeptPrograms:
 
 
 class ReadyPrograms:
-    def __init__(self, settings: Settings, chain: EngineChain, cache: ProgramCache) -> None:
+    def __init__(self, settings: Settings, chain: EngineChain, cache: ProgramCache,
+                 approvals: ApprovalReader | None = None) -> None:
         self.settings = settings
         self.chain = chain
         self.cache = cache
+        self.approvals = approvals
+        self.approved_under: dict[str, int] = {}  # PlannedAiring.key → the approval its Program aired under
         self.kept = KeptPrograms(settings.data_dir / "last-good" / "programs", cache)
         self._ready: dict[str, Program] = {}  # PlannedAiring.key → its Program
         self._offline: EngineChain | None = None
         self._told: set[str] = set()  # scripts whose stand-in has been logged, so it is said once
+        self._prepare_problems: dict[tuple[str, str], str] = {}  # (channel, script) → the problem logged
 
     def get(self, planned: PlannedAiring) -> Program | None:
         return self._ready.get(planned.key)
@@ -91,9 +126,22 @@ class ReadyPrograms:
         """Scripts may have changed (a reload): look them up again; the cache makes that cheap."""
         self._ready.clear()
 
-    async def make(self, planned: PlannedAiring, channel: Channel, *, offline: bool = False) -> Program:
+    async def _check_approval(self, planned: PlannedAiring, channel: Channel, content_hash: str,
+                              fresh: bool) -> None:
+        """On a channel that requires approval, only approved text is rendered or aired (NotApproved)."""
+        if not channel.approval_required:
+            return
+        if self.approvals is None:
+            raise NotApproved(ApprovalBook([]).status(planned.script, content_hash))
+        status = (await self.approvals.book(fresh)).status(planned.script, content_hash)
+        if not status.approved or status.decision is None or status.decision.id is None:
+            raise NotApproved(status)
+        self.approved_under[planned.key] = status.decision.id
+
+    async def make(self, planned: PlannedAiring, channel: Channel, *, offline: bool = False,
+                   fresh: bool = False) -> Program:
         """The Program for `planned`, rendered unless cached; the script's last good Program when the script
-        no longer loads. Raises one of NOT_MADE."""
+        no longer loads. `fresh` re-reads the approvals (at air time). Raises one of NOT_MADE."""
         voices = [v for v in (channel.voice, channel.fallback_voice) if v]
         try:
             script = await asyncio.to_thread(load_script, self.settings.scripts_dir / planned.script,
@@ -102,6 +150,7 @@ class ReadyPrograms:
             kept = await asyncio.to_thread(self.kept.recall, planned.script, voices)
             if kept is None:
                 raise
+            await self._check_approval(planned, channel, kept.content_hash, fresh)
             if planned.script not in self._told:
                 self._told.add(planned.script)
                 for problem in exc.problems:
@@ -110,6 +159,7 @@ class ReadyPrograms:
             self._ready[planned.key] = kept
             return kept
         self._told.discard(planned.script)
+        await self._check_approval(planned, channel, script.content_hash, fresh)
         chain = self.chain
         if offline:  # no time for a network voice: the last engine of the chain always works offline
             if self._offline is None:
@@ -122,20 +172,34 @@ class ReadyPrograms:
 
     async def prepare(self, planned: list[PlannedAiring], channels: Mapping[str, Channel],
                       outputs: OutputSet) -> None:
-        """Render and prepare every airing in `planned` (in order); drop what is no longer planned."""
+        """Render and prepare every airing in `planned` (in order); drop what is no longer planned. A problem
+        is logged once for each script, not again at every heartbeat until it changes."""
         ready: dict[str, int] = {}
+        told: dict[tuple[str, str], str] = {}
         for item in planned:
             channel = channels.get(item.channel)
             if channel is None or channel.output not in outputs:
                 continue
             try:
-                program = self._ready.get(item.key) or await self.make(item, channel)
+                program = self._ready.get(item.key) or await self._make_or_fallback(item, channel)
                 await outputs[channel.output].prepare(cue_for(item, channel, program))
             except (*NOT_MADE, OutputError) as exc:
-                log.error("channel %s airing %s: cannot prepare %s: %s", item.channel, item.key, item.script, exc)
+                told[(item.channel, item.script)] = problem = f"cannot prepare {item.script}: {exc}"
+                if self._prepare_problems.get((item.channel, item.script)) != problem:
+                    level = logging.WARNING if isinstance(exc, NotApproved) else logging.ERROR
+                    log.log(level, "channel %s airing %s: %s", item.channel, item.key, problem)
                 continue
             ready[item.channel] = ready.get(item.channel, 0) + 1
+        self._prepare_problems = told
         for channel_id in channels:
             PROGRAMS_READY.labels(channel_id).set(ready.get(channel_id, 0))
         keep = {p.key for p in planned}
         self._ready = {k: v for k, v in self._ready.items() if k in keep}
+
+    async def _make_or_fallback(self, item: PlannedAiring, channel: Channel) -> Program:
+        try:
+            return await self.make(item, channel)
+        except NotApproved:
+            if not item.fallback:
+                raise
+            return await self.make(dataclasses.replace(item, script=item.fallback), channel)

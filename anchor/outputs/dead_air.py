@@ -8,10 +8,6 @@ import math
 import re
 from pathlib import Path
 
-import ffmpeg
-
-from anchor.speech import audio
-
 _SILENCE = re.compile(r"silence_(start|end): (-?[\d.]+)")
 
 
@@ -59,6 +55,10 @@ class DeadAirMeter:
 async def dead_air_in(path: Path, threshold_dbfs: float, bound_seconds: float, length: float) -> float:
     """Seconds of dead air in a file's sound (stretches below the threshold longer than the bound), by
     ffmpeg's silencedetect. `length` closes a stretch still open at the end."""
+    import ffmpeg  # the audio tools (numpy among them) load with the first airing, not with `anchor check`
+
+    from anchor.speech import audio
+
     node = ffmpeg.input(str(path)).audio.filter("silencedetect", noise=f"{threshold_dbfs}dB",
                                                 d=bound_seconds).output("-", f="null")
     _, err = await audio.run_ffmpeg(audio.command(node), timeout=60 + length)

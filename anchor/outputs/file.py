@@ -31,7 +31,6 @@ from anchor.avatar.clips import ClipCache, ClipPicture, ClipUnavailable
 from anchor.outputs import register
 from anchor.outputs.base import AiredResult, ClipOutputSettings, Cue, Degradation, Output, OutputError, Rung
 from anchor.outputs.dead_air import dead_air_in
-from anchor.speech.audio import AudioError
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +232,8 @@ class FileOutput(Output):
 
 async def _heard(listening: asyncio.Task[float], cue: Cue) -> float:
     """The dead air silencedetect found; 0 when it could not listen (no ffmpeg: the airing is not its fault)."""
+    from anchor.speech.audio import AudioError
+
     try:
         return await asyncio.wait_for(listening, LISTEN_GRACE)
     except (AudioError, TimeoutError) as exc:

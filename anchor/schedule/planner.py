@@ -35,6 +35,7 @@ class PlannedAiring:
     grace: timedelta
     rotation_index: int | None = None  # which entry of the rotation, for rotating slots
     rotation_length: int | None = None
+    fallback: str | None = None  # airs instead when the script's text is not approved
 
     @property
     def key(self) -> str:
@@ -116,7 +117,7 @@ def _slot_airings(channel: Channel, slot: Slot, start: datetime, end: datetime,
         yield PlannedAiring(
             channel=channel.id, slot=slot.id, script=slot.scripts[index or 0], planned_at=instant,
             planned_at_utc=instant.astimezone(UTC), priority=slot.priority, late=slot.late, grace=slot.grace,
-            rotation_index=index, rotation_length=length if slot.rotates else None,
+            rotation_index=index, rotation_length=length if slot.rotates else None, fallback=slot.fallback,
         )
 
 

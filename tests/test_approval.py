@@ -1,0 +1,113 @@
+"""Only approved words go on air: approve, edit, fall back, re-approve and revoke against the real daemon,
+on SQLite and on PostgreSQL; screening refuses an approval until each listed claim is accepted by name."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from anchor.content import load_script
+from anchor.store import open_store
+from tests.conftest import Project, no_traceback, script_text
+from tests.daemon_harness import Daemon, at, channel, final, free_port, setup_site, slot, wait_rows
+
+APPROVERS = '\n[approvers.zhang]\nrole = "主任医师"\n\n[approvers.li]\nrole = "宣传科"\n'
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
+        return ""
+    return str(request.getfixturevalue("postgres"))
+
+
+def _site(project: Project, database: str) -> None:
+    setup_site(project, free_port(), database_url=database)
+    project.config.write_text(project.config.read_text(encoding="utf-8") + APPROVERS, encoding="utf-8")
+    project.script("spare.md", script_text("这是一条备用通知。", title="备用"))
+
+
+def _approve(project: Project, *args: str) -> None:
+    result = project.run("approve", *args, "--by", "zhang")
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr
+
+
+def test_only_approved_text_airs_then_edits_fall_back_or_skip_and_revocation_stops_it(
+        project: Project, database: str) -> None:
+    _site(project, database)
+    _approve(project, "short.md", "spare.md")
+    path = channel(project, slot("first", f"at = {at(12)}"))
+    path.write_text(path.read_text(encoding="utf-8").replace('timezone = "Asia/Shanghai"',
+                                                           'timezone = "Asia/Shanghai"\napproval = "required"'),
+                    encoding="utf-8")
+    approved_text = load_script(project.scripts / "short.md", project.scripts).content_hash
+    with Daemon(project) as daemon:
+        wait_rows(project, lambda r: final(r, "first"), timeout=60, database_url=database)
+        # One character changed: the text is no longer the approved one.
+        short = project.scripts / "short.md"
+        short.write_text(short.read_text(encoding="utf-8").replace("通知", "通告"), encoding="utf-8")
+        path.write_text(path.read_text(encoding="utf-8") + slot("edited", f"at = {at(10)}")
+                        + slot("covered", f"at = {at(16)}", fallback="spare.md"), encoding="utf-8")
+        plan = project.run("plan", "--hours", "1", "--json")
+        shown = {r["slot"]: r for r in json.loads(plan.stdout)}
+        assert shown["edited"]["airs"] is None and "edited since" in shown["edited"]["not_approved"]
+        assert shown["covered"]["airs"] == "spare.md"
+        checked = project.run("check")
+        assert "slot edited" in checked.stderr and "it will be skipped" in checked.stderr
+        wait_rows(project, lambda r: final(r, "edited", "covered"), timeout=60, database_url=database)
+        # Approved again, it airs; then revoked, it stops.
+        _approve(project, "short.md")
+        path.write_text(path.read_text(encoding="utf-8") + slot("again", f"at = {at(8)}"), encoding="utf-8")
+        wait_rows(project, lambda r: final(r, "again"), timeout=60, database_url=database)
+        revoked = project.run("revoke", "short.md", "--by", "li", "--reason", "数据需要复核")
+        assert revoked.returncode == 0, revoked.stderr
+        path.write_text(path.read_text(encoding="utf-8") + slot("revoked", f"at = {at(8)}"), encoding="utf-8")
+        found = wait_rows(project, lambda r: final(r, "revoked"), timeout=60, database_url=database)
+        assert daemon.stop() == 0
+    by_slot = {r.slot: r for r in found}
+    assert by_slot["first"].outcome.value in ("aired", "late") and by_slot["first"].script_hash == approved_text
+    assert by_slot["first"].approval_id is not None
+    assert by_slot["edited"].outcome.value == "skipped" and "edited since it was approved" in by_slot["edited"].error
+    assert by_slot["edited"].started_at is None
+    covered = by_slot["covered"]
+    assert covered.outcome.value in ("aired", "late") and covered.script == "spare.md"
+    assert covered.note and "fallback" in covered.note and covered.approval_id is not None
+    assert by_slot["again"].outcome.value in ("aired", "late") and by_slot["again"].script_hash != approved_text
+    assert by_slot["again"].approval_id not in (None, by_slot["first"].approval_id)
+    assert by_slot["revoked"].outcome.value == "skipped" and "revoked by li: 数据需要复核" in by_slot["revoked"].error
+    # Every approval is in the log with who and which text, and the airing rows say which one they aired under.
+    approvals = open_store(database or f"sqlite:///{project.root / 'data' / 'anchor.db'}").approvals()
+    assert [(a.script, a.action.value, a.by) for a in approvals] == [
+        ("short.md", "approved", "zhang"), ("spare.md", "approved", "zhang"), ("short.md", "approved", "zhang"),
+        ("short.md", "revoked", "li")]
+    assert {a.id for a in approvals if a.script == "short.md" and a.action.value == "approved"} == {
+        by_slot["first"].approval_id, by_slot["again"].approval_id}
+
+
+def test_approve_refuses_listed_claims_until_each_is_accepted_by_name(project: Project) -> None:
+    _site(project, "")
+    project.script("cure.md", script_text("本疗法可以根 治高血压，\n\n无副作用，患者推荐。", title="新疗法"))
+    refused = project.run("approve", "cure.md", "--by", "zhang")
+    no_traceback(refused)
+    assert refused.returncode == 2
+    for word, where in (("根治", "5:6"), ("无副作用", "7:1"), ("患者推荐", "7:6")):  # line:column as written
+        assert f"cure.md:{where}: “" in refused.stderr and f"claim “{word}”" in refused.stderr, refused.stderr
+    assert "根 治" in refused.stderr  # the span as written, found through the inserted space
+    partly = project.run("approve", "cure.md", "--by", "zhang", "--accept", "根治=手术名称，非疗效承诺")
+    assert partly.returncode == 2 and "根治" not in partly.stderr.split("\n")[0]
+    accepted = project.run("approve", "cure.md", "--by", "zhang", "--accept", "根治=手术名称，非疗效承诺",
+                           "--accept", "无副作用=引用说明书原文", "--accept", "患者推荐=病友会活动名称")
+    assert accepted.returncode == 0, accepted.stderr
+    (record,) = open_store(f"sqlite:///{project.root / 'data' / 'anchor.db'}").approvals()
+    hits = json.loads(record.accepted_hits or "[]")
+    assert {(h["word"], h["reason"]) for h in hits} == {("根治", "手术名称，非疗效承诺"), ("无副作用", "引用说明书原文"),
+                                                        ("患者推荐", "病友会活动名称")}
+    assert all(h["line"] and h["column"] for h in hits)
+    listed = project.run("approvals")
+    assert "cure.md" in listed.stdout and "approved" in listed.stdout and "zhang" in listed.stdout
+    pending = project.run("approvals", "--pending")
+    assert "cure.md" not in pending.stdout and "short.md" in pending.stdout
+    unknown = project.run("approve", "cure.md", "--by", "nobody")
+    assert unknown.returncode == 2 and "not an approver" in unknown.stderr and "zhang" in unknown.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import os
 import signal
@@ -16,6 +17,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import start_http_server
 
 from anchor import __version__, systemd
+from anchor.audience.rooms import Rooms
+from anchor.audience.tally import Tally
+from anchor.audience.timeline import Timeline
+from anchor.audience.webhook_server import WebhookServer
 from anchor.clock import WallClockWatch
 from anchor.config import Settings
 from anchor.lineup import Lineup, LineupKeeper
@@ -43,6 +48,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 15  # bounds every scheduler sleep, so a wall-clock step is noticed within this
 WATCH_SECONDS = 2.0
 CATCH_UP = timedelta(hours=24)  # how far back a restarted daemon looks for airings it missed
+RUNNING_NOTE = "daemon.json"  # under data_dir: the running daemon's pid and ports
 OUTLOOK = timedelta(hours=24)  # how far ahead unapproved airings are counted
 
 
@@ -57,7 +63,12 @@ class Daemon:
         cache = ProgramCache(settings.cache_dir, settings.cache.max_size_mb * 1024 * 1024)
         self.approvals = ApprovalReader(self.asrun)
         self.programs = ReadyPrograms(settings, EngineChain(settings), cache, self.approvals)
-        self.station = Station(OnAir(self.recorder, self.programs, OutputSet(settings)))
+        self.timeline = Timeline()
+        self.station = Station(OnAir(self.recorder, self.programs, OutputSet(settings), self.timeline))
+        self.tally = Tally(self.timeline, self.asrun)
+        self.http = WebhookServer(settings.daemon.http_host, settings.daemon.http_port)
+        self.http.add_reader("/status", self.state)
+        self.rooms = Rooms(self.tally, self.http)
         self.timetable = Timetable(self.scheduler, self.station.start_group)
         self.clock = WallClockWatch()
         self.keeper = LineupKeeper(settings)
@@ -117,6 +128,32 @@ class Daemon:
     async def _use(self, channels: list[Channel]) -> None:
         self.channels = channels
         await self.station.use_channels(channels)
+        for channel in channels:
+            self.timeline.know(channel.id, {name for s in channel.slots for name in (*s.scripts, s.fallback) if name})
+        await self.rooms.use(channels)
+
+    def state(self) -> dict[str, object]:
+        """`anchor status`: what is on air now and next on each channel, the rooms and the outputs."""
+        upcoming = self.timeline_next()
+        channels = []
+        for channel in self.channels:
+            now = self.timeline.now(channel.id)
+            following = upcoming.get(channel.id)
+            channels.append({
+                "id": channel.id, "name": channel.name, "timezone": str(channel.zone),
+                "on_air": {"script": now.script, "slot": now.slot,
+                           "since": now.started_at.isoformat()} if now else None,
+                "next": {"script": following.script, "slot": following.slot,
+                         "at": following.planned_at.isoformat()} if following else None,
+            })
+        return {"now": datetime.now(UTC).isoformat(), "channels": channels, "rooms": self.rooms.states(),
+                "outputs": self.station.on_air.outputs.health()}
+
+    def timeline_next(self) -> dict[str, PlannedAiring]:
+        found: dict[str, PlannedAiring] = {}
+        for item in self.timetable.upcoming():
+            found.setdefault(item.channel, item)
+        return found
 
     async def _load_lineup(self) -> Lineup:
         """Every channel file on its own: the good ones as written, a broken one as its last good version."""
@@ -185,6 +222,7 @@ class Daemon:
             CLOCK_JUMPS.inc()
             log.warning("the wall clock jumped by %+.1f s; re-planning", jump)
         await self.recorder.retry_deferred()
+        await self.tally.flush()
         await self.recorder.mark_alive(datetime.now(UTC))
         planned = await self._schedule(datetime.now(UTC))  # extends the horizon as time moves
         if self.prepare_task is None or self.prepare_task.done():
@@ -207,6 +245,9 @@ class Daemon:
                         row.channel, row.script, row.planned_at.isoformat(), row.error)
         await self._use(channels)
         server = self._serve_metrics()
+        port = await self.http.start()
+        log.info("status and live-room webhooks on http://%s:%d", self.http.host, port)
+        await asyncio.to_thread(self._note_ports, port)
         self._handle_signals()
         self.scheduler.start()
         self.scheduler.add_job(self._heartbeat, IntervalTrigger(seconds=HEARTBEAT_SECONDS), id="heartbeat",
@@ -241,6 +282,16 @@ class Daemon:
         for problem in problems:
             log.warning("%s", problem)
 
+    def _note_ports(self, http_port: int) -> None:
+        """Where `anchor status` finds this daemon when its ports were chosen by the system (port 0)."""
+        note = self.settings.data_dir / RUNNING_NOTE
+        try:
+            note.parent.mkdir(parents=True, exist_ok=True)
+            note.write_text(json.dumps({"pid": os.getpid(), "http": f"{self.http.host}:{http_port}",
+                                        "metrics_port": self.metrics_port}), encoding="utf-8")
+        except OSError as exc:
+            log.warning("cannot note the daemon's ports in %s: %s", note, exc.strerror or exc)
+
     def _serve_metrics(self) -> WSGIServer:
         daemon = self.settings.daemon
         server, _ = start_http_server(daemon.metrics_port, addr=daemon.metrics_host)
@@ -263,6 +314,9 @@ class Daemon:
         for task in others:
             task.cancel()
         await asyncio.wait(others, timeout=timeout)
+        await self.rooms.stop()
+        await self.tally.flush()
+        await self.http.stop()
         await self.station.on_air.outputs.close()
         await self.recorder.close()
         server.shutdown()

@@ -5,6 +5,7 @@ that exist. The input stage (config, schedule) knows no backend; this module kno
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import stat
 from pathlib import Path
@@ -55,9 +56,44 @@ def _backend_tables(source: TomlSource, tables: dict[str, dict[str, Any]], locat
     return problems
 
 
-def channel_problems(settings: Settings, channel: Channel) -> list[Problem]:
-    """A channel's output and avatar: the output kind exists, an OBS target is declared, the frames load."""
+def room_problems(channel: Channel) -> list[Problem]:
+    """Each [[room]] table against its platform's own settings, and its secrets set (building the source
+    reads them; nothing connects)."""
+    from anchor.audience.rooms import build_room
+    from anchor.audience.sources import SOURCES, SourceError
+
     problems: list[Problem] = []
+    names: set[str] = set()
+    for index, (table, line) in enumerate(zip(channel.rooms, channel.room_lines, strict=True)):
+        platform = table.get("platform")
+        if platform not in SOURCES.names():
+            problems.append(Problem(channel.source, line, f"room {index + 1}: unknown platform {platform!r}",
+                                    f"write platform = one of: {', '.join(SOURCES.names())}", "room.platform"))
+            continue
+        name = str(table.get("name") or platform)
+        if name in names:
+            problems.append(Problem(channel.source, line, f"two rooms are both '{name}'",
+                                    'give one of them a distinct name = "…"', "room.name"))
+        names.add(name)
+        try:
+            build_room(channel, table)
+        except ValidationError as exc:
+            for item in exc.errors():
+                where = ".".join(str(part) for part in item["loc"])
+                problems.append(Problem(channel.source, line, f"room {name}: {where}: {item['msg']}",
+                                        key=f"room.{where}"))
+        except (SourceError, ValueError) as exc:
+            problems.append(Problem(channel.source, line, f"room {name}: {exc}", key="room"))
+    return problems
+
+
+def channel_problems(settings: Settings, channel: Channel) -> list[Problem]:
+    """A channel's output, avatar and rooms: the output kind exists, an OBS target is declared, the frames
+    load. A room its platform does not accept is a warning here (the channel airs without it); `anchor
+    check` reports it as the error it is."""
+    problems: list[Problem] = [dataclasses.replace(p, warning=True, message=f"{p.message}; the channel airs "
+                                                   "without this room")
+                               for p in (room_problems(channel) if channel.rooms else [])]
     ref = channel.output
     if ref.kind not in OUTPUTS.names():
         problems.append(Problem(channel.source, channel.lines.get("output"), f"unknown output '{ref}'",

@@ -64,7 +64,48 @@ class Airing(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=2000)
     approval_id: int | None = Field(default=None)  # the approval its text aired under (approval = "required")
     note: str | None = Field(default=None, max_length=2000)  # e.g. why the slot's fallback aired instead
+    # What viewers did while it was on air (not sealed: late events still arrive after the row is final).
+    comments: int | None = None
+    likes: int | None = None
+    gifts: int | None = None
+    gift_cny: float | None = None
+    superchats: int | None = None
+    enters: int | None = None
+    follows: int | None = None
+    viewers_peak: int | None = None
+    viewers_mean: float | None = None
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+AUDIENCE_COUNTS = ("comments", "likes", "gifts", "gift_cny", "superchats", "enters", "follows")
+
+
+class AudienceGap(SQLModel, table=True):
+    """What viewers did between programs, by channel and hour (UTC): the gap is part of the picture too."""
+
+    __tablename__ = "audience_gap"
+
+    channel: str = Field(primary_key=True, max_length=64)
+    hour: datetime = Field(primary_key=True)  # UTC, on the hour
+    comments: int = 0
+    likes: int = 0
+    gifts: int = 0
+    gift_cny: float = 0.0
+    superchats: int = 0
+    enters: int = 0
+    follows: int = 0
+
+
+class Comment(SQLModel, table=True):
+    """A viewer's comment text, kept only for a channel that asks (keep_comment_days) and only that long."""
+
+    __tablename__ = "comment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(index=True, max_length=64)
+    at: datetime = Field(index=True)
+    viewer: str | None = Field(default=None, max_length=64)  # a salted hash, never the platform's id
+    text: str = Field(max_length=2000)
 
 
 class ApprovalAction(str, Enum):
@@ -405,6 +446,60 @@ class AsRunLog:
             if script is not None:
                 query = query.where(Approval.script == script)
             return list(session.exec(query.order_by(col(Approval.id))))
+
+    def add_audience(self, totals: dict[tuple[str, str, datetime], dict[str, float]],
+                     gaps: dict[tuple[str, datetime], dict[str, float]],
+                     viewers: dict[tuple[str, str, datetime], tuple[int, float]]) -> int:
+        """Add counts to airing rows ((channel, slot, planned UTC) → counts), to the gaps ((channel, hour) →
+        counts) and set viewers (peak, mean). Rows not written yet (an airing still being claimed) are left
+        for the caller to retry: returns how many keys found no row."""
+        missing = 0
+        with self._session() as session:
+            for (channel, slot, planned), counts in totals.items():
+                row = session.exec(select(Airing).where(Airing.channel == channel, Airing.slot == slot,
+                                                        Airing.planned_at == planned)).first()
+                if row is None:
+                    missing += 1
+                    continue
+                for name, value in counts.items():
+                    setattr(row, name, (getattr(row, name) or 0) + value)
+                session.add(row)
+            for (channel, slot, planned), (peak, mean) in viewers.items():
+                row = session.exec(select(Airing).where(Airing.channel == channel, Airing.slot == slot,
+                                                        Airing.planned_at == planned)).first()
+                if row is not None:
+                    row.viewers_peak, row.viewers_mean = peak, round(mean, 1)
+                    session.add(row)
+            for (channel, hour), counts in gaps.items():
+                gap = session.get(AudienceGap, (channel, hour)) or AudienceGap(channel=channel, hour=hour)
+                for name, value in counts.items():
+                    setattr(gap, name, getattr(gap, name) + value)
+                session.add(gap)
+            session.commit()
+        return missing
+
+    def has_airing(self, channel: str, slot: str, planned_at: datetime) -> bool:
+        with self._session() as session:
+            return session.exec(select(Airing.id).where(Airing.channel == channel, Airing.slot == slot,
+                                                        Airing.planned_at == planned_at)).first() is not None
+
+    def keep_comments(self, comments: list[Comment]) -> None:
+        with self._session() as session:
+            session.add_all(comments)
+            session.commit()
+
+    def forget_comments(self, channel: str, before: datetime) -> None:
+        with self._session() as session:
+            for comment in session.exec(select(Comment).where(Comment.channel == channel, Comment.at < before)):
+                session.delete(comment)
+            session.commit()
+
+    def gaps(self, since: datetime | None = None) -> list[AudienceGap]:
+        with self._session() as session:
+            query = select(AudienceGap)
+            if since is not None:
+                query = query.where(AudienceGap.hour >= since)
+            return list(session.exec(query.order_by(col(AudienceGap.hour))))
 
     def rotation(self) -> dict[tuple[str, str], RotationState]:
         with self._session() as session:

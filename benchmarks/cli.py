@@ -35,7 +35,10 @@ def bundled_copy(root: Path, metrics_port: int = 0) -> None:
     shutil.copytree(REPO / "schedules", root / "schedules")
     shutil.copytree(REPO / "scripts_content", root / "scripts_content")
     text = (REPO / "anchor.toml").read_text(encoding="utf-8")
-    (root / "anchor.toml").write_text(text + f"\n[daemon]\nmetrics_port = {metrics_port}\n", encoding="utf-8")
+    assert "metrics_port = 9464\n" in text and "http_port = 9465" in text, "the bundled [daemon] table changed"
+    text = text.replace("metrics_port = 9464\n", f"metrics_port = {metrics_port}\n").replace("http_port = 9465",
+                                                                                             "http_port = 0")
+    (root / "anchor.toml").write_text(text, encoding="utf-8")
     demo = (REPO / "schedules" / "demo.toml").read_text(encoding="utf-8")
     for n in range(2, 2 + EXTRA_DEMO_CHANNELS):
         (root / "schedules" / f"demo{n}.toml").write_text(demo.replace('id = "demo"', f'id = "demo{n}"'),

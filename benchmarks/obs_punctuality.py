@@ -60,7 +60,7 @@ def site(root: Path, obs: ObsStudio, slots: str) -> None:
         f'[channel]\nid = "bench"\ntimezone = "Asia/Shanghai"\noutput = "obs:bench"\n\n{slots}', encoding="utf-8")
     (root / "anchor.toml").write_text(
         '[paths]\ndata_dir = "data"\nscripts_dir = "scripts_content"\n'
-        '[speech.chain]\nengines = ["espeak"]\n[daemon]\nmetrics_port = 0\n'
+        '[speech.chain]\nengines = ["espeak"]\n[daemon]\nmetrics_port = 0\nhttp_port = 0\n'
         f'[obs.bench]\nhost = "{obs.host}"\nport = {obs.port}\n', encoding="utf-8")
 
 

@@ -39,7 +39,7 @@ def site(root: Path, schedules: dict[str, str], extra: str = "") -> None:
     (root / "scripts_content" / "tick.md").write_text('+++\ntitle = "整点提示"\n+++\n\n好。\n', encoding="utf-8")
     for name, text in schedules.items():
         (root / "schedules" / f"{name}.toml").write_text(text, encoding="utf-8")
-    (root / "anchor.toml").write_text(f'[speech.chain]\nengines = ["espeak"]\n[daemon]\nmetrics_port = 0\n{extra}',
+    (root / "anchor.toml").write_text(f'[speech.chain]\nengines = ["espeak"]\n[daemon]\nmetrics_port = 0\nhttp_port = 0\n{extra}',
                                       encoding="utf-8")
 
 

@@ -36,7 +36,7 @@ def setup_site(project: Project, metrics_port: int, database_url: str = "") -> N
     (project.root / "schedules").mkdir(exist_ok=True)
     project.script("short.md", script_text(SHORT, title="短通知"))
     project.script("long.md", script_text(LONG, title="长通知"))
-    extra = f'[daemon]\nmetrics_port = {metrics_port}\nstop_timeout = 5\n'
+    extra = f'[daemon]\nmetrics_port = {metrics_port}\nhttp_port = 0\nstop_timeout = 5\n'
     if database_url:
         extra += f'database_url = "{database_url}"\n'
     project.write_config(extra=extra)

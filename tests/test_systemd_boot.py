@@ -149,6 +149,7 @@ breaker_cooldown = 60
 
 [daemon]
 metrics_port = {metrics_port}
+http_port = 0
 stop_timeout = 5
 
 [obs.studio]

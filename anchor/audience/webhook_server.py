@@ -19,9 +19,10 @@ A handler is synchronous (nothing it does waits), so the answer leaves as soon a
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import quote
@@ -87,6 +88,7 @@ class WebhookServer:
         self.host = host
         self.port = port  # the bound port once started (0 asks the system for a free one)
         self._routes: dict[tuple[str, str], _Route] = {}
+        self._readers: dict[str, Callable[[], Mapping[str, object]]] = {}  # GET path → what it answers (JSON)
         self._runner: web.AppRunner | None = None
         self._flipped = asyncio.Event()  # set (and replaced) each time the server starts or stops
 
@@ -104,6 +106,8 @@ class WebhookServer:
         port = self.port if port is None else port
         app = web.Application()
         app.router.add_post("/rooms/{channel}/{room}", self._handle)
+        for path, read in self._readers.items():
+            app.router.add_get(path, self._reader(read))
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         try:
@@ -139,6 +143,17 @@ class WebhookServer:
             await self._flipped.wait()
 
     # -- routes --------------------------------------------------------------------------------------------
+
+    def add_reader(self, path: str, read: Callable[[], Mapping[str, object]]) -> None:
+        """Answer GET `path` with `read()` as JSON (the daemon's `anchor status`); before start()."""
+        self._readers[path] = read
+
+    @staticmethod
+    def _reader(read: Callable[[], Mapping[str, object]]) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def answer(request: web.Request) -> web.Response:
+            return web.json_response(dict(read()), dumps=lambda v: json.dumps(v, ensure_ascii=False, default=str))
+
+        return answer
 
     def add_route(self, channel: str, room: str, handler: Handler, *,
                   max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:

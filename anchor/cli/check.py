@@ -100,7 +100,13 @@ def check() -> None:
     """Validate anchor.toml, every channel and every script; list every problem with file:line. Exit 2 if any."""
     from anchor.config import default_settings, load_settings
     from anchor.content import find_scripts, load_script
-    from anchor.preflight import checked_channel_files, permission_problems, readiness_problems, settings_problems
+    from anchor.preflight import (
+        checked_channel_files,
+        permission_problems,
+        readiness_problems,
+        room_problems,
+        settings_problems,
+    )
 
     problems: list[Problem] = []
     try:
@@ -127,7 +133,8 @@ def check() -> None:
         files = checked_channel_files(settings)
         channels = [f.channel for f in files if f.channel is not None]
         channel_count = len(channels)
-        problems += [p for f in files for p in f.problems]
+        problems += [p for f in files for p in f.problems if not p.key.startswith("room")]
+        problems += [p for c in channels if c.rooms for p in room_problems(c)]  # errors here: fix before air
     problems += readiness_problems(settings, channels)
     problems += permission_problems(settings)
     try:

@@ -13,7 +13,8 @@ import typer
 from anchor.cli.common import channel_time, channel_zones, parse_instant, settings, utc
 
 FIELDS = ("channel", "slot", "planned_at", "started_at", "ended_at", "outcome", "aired_as", "degraded", "script",
-          "script_hash", "engine", "voice", "audio_hash", "error")
+          "script_hash", "engine", "voice", "audio_hash", "approval_id", "note", "error", "comments", "likes",
+          "gifts", "gift_cny", "superchats", "enters", "follows", "viewers_peak", "viewers_mean")
 
 
 def _value(row: Any, name: str, zone: Any) -> str:
@@ -21,6 +22,18 @@ def _value(row: Any, name: str, zone: Any) -> str:
     if isinstance(value, datetime):
         return channel_time(value, zone, "milliseconds")
     return "" if value is None else str(getattr(value, "value", value))
+
+
+def _audience(row: Any) -> str:
+    """What viewers did while it aired, in words; empty when the channel has no live room data."""
+    parts = [f"{value} {label}" for value, label in ((row.comments, "comments"), (row.likes, "likes"),
+                                                       (row.gifts, "gifts"), (row.superchats, "super chats"),
+                                                       (row.enters, "entered"), (row.follows, "follows")) if value]
+    if row.gift_cny:
+        parts.append(f"¥{row.gift_cny:.2f} in gifts")
+    if row.viewers_peak:
+        parts.append(f"{row.viewers_peak} viewers at most (mean {row.viewers_mean})")
+    return "audience: " + ", ".join(parts) if parts else ""
 
 
 def history(
@@ -50,7 +63,7 @@ def history(
                 outcome += f" {(utc(row.started_at) - utc(row.planned_at)).total_seconds():+.2f}s"
             yield (channel_time(row.planned_at, zones.get(row.channel), "minutes"), row.channel, row.slot,
                    row.script, outcome)
-            for note in (row.degraded, row.error):
+            for note in (row.note, row.degraded, row.error, _audience(row)):
                 if note:
                     yield (f"    └ {note}",)
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from anchor.audience.timeline import OnAirSpan, Timeline
 from anchor.metrics import AIRING_LATENESS, DEAD_AIR, DEGRADED_AIRINGS, ON_AIR
 from anchor.onair.outputs import OutputSet
 from anchor.onair.programs import NOT_MADE, NotApproved, ReadyPrograms, cue_for
@@ -42,6 +43,7 @@ class OnAir:
     recorder: AsRunRecorder
     programs: ReadyPrograms
     outputs: OutputSet
+    timeline: Timeline = field(default_factory=Timeline)  # what is on air when: the audience ties events to it
 
 
 async def air(planned: PlannedAiring, channel: Channel, on_air: OnAir) -> None:
@@ -92,6 +94,8 @@ async def air(planned: PlannedAiring, channel: Channel, on_air: OnAir) -> None:
     started_at = datetime.now(UTC)
     recorder.started(row, started_at)  # a crash from here on leaves the row `interrupted`, never re-aired
     ON_AIR.labels(channel.id).set(1)
+    span = OnAirSpan(channel.id, planned.slot, planned.planned_at_utc, planned.script, started_at)
+    on_air.timeline.started(span)
     try:
         result = await output.air(cue)
     except OutputUnavailable as exc:
@@ -114,6 +118,7 @@ async def air(planned: PlannedAiring, channel: Channel, on_air: OnAir) -> None:
         raise
     finally:
         ON_AIR.labels(channel.id).set(0)
+        on_air.timeline.ended(span, datetime.now(UTC))
 
     late_by = result.started_at - planned.planned_at_utc
     outcome = Outcome.LATE if late_by > ON_TIME else Outcome.AIRED

@@ -39,6 +39,9 @@ class OutputSet:
         dropped = [self._outputs.pop(ref) for ref in set(self._outputs) - wanted]
         await self._close(dropped)
 
+    def health(self) -> list[dict[str, object]]:
+        return [{"output": str(ref), **output.health()} for ref, output in self._outputs.items()]
+
     async def close(self) -> None:
         outputs, self._outputs = list(self._outputs.values()), {}
         await self._close(outputs)

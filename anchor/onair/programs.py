@@ -22,7 +22,7 @@ from pathlib import Path
 from anchor.config import Settings
 from anchor.content import load_script
 from anchor.content.approvals import ApprovalBook, ApprovalStatus
-from anchor.metrics import PROGRAMS_READY
+from anchor.metrics import PROGRAM_CACHE_LOOKUPS, PROGRAMS_READY, RENDER_SECONDS
 from anchor.onair.outputs import OutputSet
 from anchor.outputs import Cue, OutputError
 from anchor.problems import InputError
@@ -118,6 +118,10 @@ class ReadyPrograms:
         self._offline: EngineChain | None = None
         self._told: set[str] = set()  # scripts whose stand-in has been logged, so it is said once
         self._prepare_problems: dict[tuple[str, str], str] = {}  # (channel, script) → the problem logged
+        for result in ("hit", "miss"):  # known series start at 0
+            PROGRAM_CACHE_LOOKUPS.labels(result)
+        for engine in chain.engines:
+            RENDER_SECONDS.labels(engine.name)
 
     def get(self, planned: PlannedAiring) -> Program | None:
         return self._ready.get(planned.key)

@@ -9,13 +9,33 @@ import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from anchor.metrics import DEAD_AIR
+from anchor.metrics import AIRING_LATENESS, AIRINGS, DEAD_AIR, DEGRADED_AIRINGS, ON_AIR, UNAPPROVED_AIRINGS
 from anchor.onair import airing
 from anchor.onair.airing import OnAir
+from anchor.outputs import Rung
 from anchor.schedule.channel import Channel
 from anchor.schedule.planner import PlannedAiring
+from anchor.store import Outcome
 
 log = logging.getLogger(__name__)
+
+
+def start_at_zero(channel: str) -> None:
+    """Every series a channel can have, exported as 0 from the start: rate() and alerts can tell "none yet"
+    from "unknown", and a dashboard panel is never empty for a quiet channel."""
+    for outcome in Outcome:
+        if outcome is not Outcome.ON_AIR:
+            AIRINGS.labels(channel, outcome.value)
+    for rung in (Rung.STILL, Rung.AUDIO):
+        for reason in DEGRADATION_REASONS:
+            DEGRADED_AIRINGS.labels(channel, rung.value, reason)
+    DEAD_AIR.labels(channel)
+    UNAPPROVED_AIRINGS.labels(channel)
+    ON_AIR.labels(channel)
+    AIRING_LATENESS.labels(channel)
+
+
+DEGRADATION_REASONS = ("font", "ffmpeg", "avatar", "render", "disk", "late", "audio")
 
 
 class Station:
@@ -30,7 +50,7 @@ class Station:
         self.channels = {c.id: c for c in channels}
         for channel in channels:
             self._locks.setdefault(channel.id, asyncio.Lock())
-            DEAD_AIR.labels(channel.id)  # exported as 0 from the start: an alert can tell "none" from "unknown"
+            start_at_zero(channel.id)
         await self.on_air.outputs.use(channels)
 
     def start_group(self, group: list[PlannedAiring]) -> None:

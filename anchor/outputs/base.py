@@ -176,3 +176,7 @@ class Output(ABC):
 
     async def close(self) -> None:
         """Release connections and processes."""
+
+    def health(self) -> dict[str, object]:
+        """What `anchor status` shows of this output (OBS: connected, its last error…); nothing by default."""
+        return {}

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from anchor.config import ChainSettings, Settings
 from anchor.content import Prosody
-from anchor.metrics import TTS_REQUESTS
+from anchor.metrics import TTS_FALLBACKS, TTS_REQUESTS
 from anchor.speech.engines import EngineError, SpeechEngine, SpokenAudio, engine_type
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,11 @@ class EngineChain:
         self.engines: list[SpeechEngine] = [engine_type(n).create(settings) for n in names]
         self.breakers = {e.name: CircuitBreaker(self.settings.breaker_failures, self.settings.breaker_cooldown)
                          for e in self.engines}
+        for engine in self.engines:  # known series start at 0
+            for outcome in ("ok", "error", "timeout"):
+                TTS_REQUESTS.labels(engine.name, outcome)
+            if engine is not self.engines[0]:
+                TTS_FALLBACKS.labels(self.engines[0].name, engine.name)
 
     def admits(self, engine: SpeechEngine, skipped: list[str]) -> bool:
         """Whether `engine` may try now; if not, why goes to `skipped`."""

@@ -105,6 +105,11 @@ class ObsOutput(Output):
         await self.conn.start()
         self.stats.start()
 
+    def health(self) -> dict[str, object]:
+        return {"obs": self.target, "connected": self.conn.connected, "version": self.conn.obs_version,
+                "last_error": None if self.conn.connected else self.conn.last_error,
+                "reconnects": self.conn.reconnects}
+
     async def close(self) -> None:
         for task in list(self._late_renders):
             task.cancel()

@@ -77,7 +77,7 @@ def demo(slots: int, out: Path, lead: float) -> int:
             (tmp / "schedules").mkdir()
             (tmp / "anchor.toml").write_text(
                 '[paths]\ndata_dir = "data"\nscripts_dir = "scripts_content"\nschedules_dir = "schedules"\n'
-                '[speech.chain]\nengines = ["espeak"]\n[daemon]\nmetrics_port = 0\n'
+                '[speech.chain]\nengines = ["espeak"]\n[daemon]\nmetrics_port = 0\nhttp_port = 0\n'
                 f'[obs.demo]\nhost = "{obs.host}"\nport = {obs.port}\n', encoding="utf-8")
             print(f"rendering {len(scripts)} programs (espeak) to know their lengths …")
             lengths = asyncio.run(durations(tmp, scripts))

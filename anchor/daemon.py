@@ -233,6 +233,8 @@ class Daemon:
 
     async def run(self) -> int:
         BUILD_INFO.info({"version": __version__})
+        for result in ("applied", "partial", "rejected"):  # known series start at 0
+            SCHEDULE_RELOADS.labels(result)
         checked_settings(self.settings)
         await self._refuse_open_folders()
         lineup = await self._load_lineup()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import stat
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,33 @@ def checked_channels(settings: Settings) -> tuple[list[Channel], list[Problem]]:
     if any(not p.warning for p in problems):
         raise InputError(problems)
     return [f.channel for f in files if f.channel is not None], problems
+
+
+CALENDAR_NOTICE = timedelta(days=31)  # `anchor check` looks this far ahead: a month to file a new year's notice
+
+
+def calendar_problems(settings: Settings, channels: list[Channel], start: datetime, end: datetime) -> list[Problem]:
+    """Warnings for the years of [start, end) no published holiday calendar covers, on channels that follow
+    China's calendar, each saying what the plan assumes there and which file to write."""
+    problems: list[Problem] = []
+    for channel in channels:
+        if channel.uses_calendar:
+            first, last = start.astimezone(channel.zone).date(), end.astimezone(channel.zone).date()
+            problems += channel.calendar.uncovered_problems(first, last, settings.calendar_dir)
+    return list(dict.fromkeys(problems))
+
+
+def lexicon_problems(settings: Settings) -> list[Problem]:
+    """lexicon.toml's entries, each error with its line. No file is fine: the built-in readings apply."""
+    if not settings.lexicon.is_file():
+        return []
+    from anchor.speech.frontend.lexicon import load_lexicon  # pypinyin's dictionaries: only when there is one
+
+    try:
+        load_lexicon(settings.lexicon)
+    except InputError as exc:
+        return list(exc.problems)
+    return []
 
 
 def permission_problems(settings: Settings) -> list[Problem]:

@@ -24,6 +24,7 @@ from anchor.speech.cache import ProgramCache, cache_key
 from anchor.speech.chain import EngineChain, EngineFailed
 from anchor.speech.engines import SpeechEngine, SpokenAudio, UnknownVoice, WordTiming
 from anchor.speech.program_files import ProgramFiles
+from anchor.speech.reading import Reading, lexicon_file
 from anchor.speech.sentences import split_lines, split_sentences
 from anchor.speech.subtitles import PlacedSentence, build_cues, to_srt, to_vtt
 from anchor.speech.wav import sha256_file, wav_seconds
@@ -31,7 +32,7 @@ from anchor.speech.wav import sha256_file, wav_seconds
 log = logging.getLogger(__name__)
 
 # Bump when a change to rendering would change its output: old cache entries then stop matching.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 HEAD_SILENCE = 0.25  # a clean start when the output cuts to the program
 TAIL_SILENCE = 0.5
 EDGE_PAD = 0.03  # kept around each sentence's speech so soft onsets are not clipped
@@ -116,9 +117,14 @@ def plan_units(script: Script, engine: SpeechEngine, settings: Settings) -> list
     return units
 
 
+def reading_for(script: Script, settings: Settings) -> Reading:
+    return Reading(script.language, lexicon_file(settings.lexicon))
+
+
 def program_key(script: Script, engine: SpeechEngine, voice: str, settings: Settings) -> str:
     speech = settings.speech
     return cache_key({
+        "reading": reading_for(script, settings).key,  # front end rules and lexicon: what is said
         "pipeline": PIPELINE_VERSION,
         "content": script.content_hash,
         "engine": engine.name,
@@ -168,7 +174,10 @@ async def _render_with(script: Script, engine: SpeechEngine, voice: str, key: st
                        cache: ProgramCache, settings: Settings, fallback: str | None) -> Program:
     started = time.perf_counter()
     units = plan_units(script, engine, settings)
-    spoken = await chain.speak(engine, [u.text for u in units], voice, script.prosody)
+    # Subtitles keep each unit's written text; the engine is given it as it is to be said.
+    readings = await asyncio.to_thread(reading_for(script, settings).of, [u.text for u in units])
+    said = [engine.reads(reading, voice) for reading in readings]
+    spoken = await chain.speak(engine, said, voice, script.prosody)
     loud = settings.speech.loudness
     with cache.staging(key) as staged:
         files = ProgramFiles(staged)

@@ -262,3 +262,30 @@ def test_half_open_breaker_lets_one_probe_through_at_a_time() -> None:
     assert breaker.allows()
     breaker.record_success()
     assert breaker.allows() and breaker.allows() and breaker.failures == 0
+
+
+def test_every_anchor_process_shares_the_breaker(project: Project, fake_edge: FakeEdgeServer, tmp_path: Path) -> None:
+    """On an offline PC a one-shot `anchor render` does not wait out the cloud voice's timeouts again: the
+    breaker a first process opened is open for the next one, which is served from the cache at once."""
+    project.write_config(engines=("edge", "espeak"), edge=fake_edge, timeout=1, retries=0)
+    for index in range(3):
+        project.script(f"n{index}.md", script_text(f"第{index + 1}条通知。"))
+    fake_edge.mode = "hang"
+    first = project.run("render", "--all", "--out", str(tmp_path / "all"), timeout=120)
+    no_traceback(first)
+    assert first.returncode == 0, first.stderr
+    assert fake_edge.connections == 3  # three timeouts in a row open the breaker
+    shared = json.loads((project.root / "data" / "breakers.json").read_text(encoding="utf-8"))
+    assert shared["edge"]["opened_at"] is not None and "no answer within 1s" in shared["edge"]["last_error"]
+
+    seen = fake_edge.connections
+    again, program = render(project, project.scripts / "n0.md", tmp_path / "again")
+    assert fake_edge.connections == seen  # not asked: another process already found it down
+    assert program["cache_hit"] and program["engine"] == "espeak"
+    assert "edge skipped: circuit open after 3 failures" in program["fallback_reason"]
+
+    fresh = project.script("fresh.md", script_text("新的一条通知。"))
+    result, program = render(project, fresh, tmp_path / "fresh")
+    assert fake_edge.connections == seen and program["engine"] == "espeak" and not program["cache_hit"]
+    warnings = [line for line in result.stderr.splitlines() if " WARNING " in line]
+    assert len(warnings) == 1 and "fresh.md rendered with espeak" in warnings[0], result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,7 +74,7 @@ def _approval_outlook(settings: Settings, channels: list[Channel]) -> list[Probl
     gated = {c.id: c for c in channels if c.approval_required}
     if not gated:
         return []  # nothing to ask the as-run log (and no need to load the database layer)
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     from anchor.content.approvals import ApprovalBook
     from anchor.onair.outlook import approval_outlook
@@ -101,7 +102,10 @@ def check() -> None:
     from anchor.config import default_settings, load_settings
     from anchor.content import find_scripts, load_script
     from anchor.preflight import (
+        CALENDAR_NOTICE,
+        calendar_problems,
         checked_channel_files,
+        lexicon_problems,
         permission_problems,
         readiness_problems,
         room_problems,
@@ -137,6 +141,9 @@ def check() -> None:
         problems += [p for c in channels if c.rooms for p in room_problems(c)]  # errors here: fix before air
     problems += readiness_problems(settings, channels)
     problems += permission_problems(settings)
+    problems += lexicon_problems(settings)
+    now = datetime.now(UTC)
+    problems += calendar_problems(settings, channels, now, now + CALENDAR_NOTICE)
     try:
         problems += screening_problems(settings, scripts)
     except InputError as exc:  # an institution's word list with errors

@@ -63,7 +63,7 @@ def escape(text: str) -> str:
 
 
 def report(problems: list[Problem]) -> None:
-    for problem in problems:
+    for problem in dict.fromkeys(problems):  # a calendar file's error reaches every channel that uses it
         style = "yellow" if problem.warning else "red"
         err().print(f"[{style}]{'warning' if problem.warning else 'error'}[/]: {escape(str(problem))}",
                     highlight=False)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from anchor.cli.common import BadInput, channel_time, channels, parse_instant, settings
+from anchor.cli.common import BadInput, channel_time, channels, parse_instant, report, settings
 
 if TYPE_CHECKING:
     from anchor.config import Settings
@@ -71,6 +71,7 @@ def plan(
     from rich.cells import cell_len
 
     from anchor.cli.tables import Column, write_table
+    from anchor.preflight import calendar_problems
     from anchor.schedule.planner import iter_plan
     from anchor.store import open_store
 
@@ -80,6 +81,7 @@ def plan(
         raise BadInput(f"no channel with id '{channel}'")
     begin = parse_instant(start, "--from") or datetime.now(UTC)
     span = timedelta(days=days) if days is not None else timedelta(hours=hours if hours is not None else 24)
+    report(calendar_problems(app_settings, chosen, begin, begin + span))  # what the plan assumes, on stderr
     asrun = open_store(app_settings.database_url)
     rotation = asrun.rotation()
     planned = iter_plan(chosen, begin, begin + span, rotation)  # streamed: a big plan is never held whole

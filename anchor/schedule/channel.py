@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from anchor.config import OutputRef, Settings
 from anchor.problems import InputError, Problem
+from anchor.schedule.calendar import ChinaWorkCalendar, load_calendar
 from anchor.schedule.cron import CronError, CronSpec
 from anchor.tomlsource import TomlSource, read_text, validation_problems
 
@@ -196,6 +198,12 @@ class Channel:
     keep_comment_days: int = 0
     rooms: tuple[dict[str, Any], ...] = ()  # [[room]] tables as written; preflight checks them
     room_lines: tuple[int | None, ...] = ()
+    # China's workdays with this channel's closed days; read only when a slot says days = or except = "holidays"
+    calendar: ChinaWorkCalendar = field(default_factory=ChinaWorkCalendar)
+
+    @property
+    def uses_calendar(self) -> bool:
+        return any(slot.days != "all" or slot.skip_holidays for slot in self.slots)
 
     def blacked_out(self, day: date) -> str | None:
         for first, last, reason in self.blackouts:
@@ -228,7 +236,29 @@ def _script_problem(settings: Settings, name: str) -> str | None:
     return None
 
 
-def load_channel(path: Path, settings: Settings, now: datetime | None = None) -> tuple[Channel, list[Problem]]:
+CalendarSource = Callable[[], ChinaWorkCalendar]
+
+
+def calendar_files(settings: Settings) -> list[Path]:
+    """The institution's calendar files: every *.toml in calendar/."""
+    folder = settings.calendar_dir
+    return sorted(folder.glob("*.toml")) if folder.is_dir() else []
+
+
+def calendar_source(settings: Settings) -> CalendarSource:
+    """China's calendar, read on first use and then kept: most schedules never need it. InputError on errors."""
+    loaded: list[ChinaWorkCalendar] = []
+
+    def get() -> ChinaWorkCalendar:
+        if not loaded:
+            loaded.append(load_calendar(calendar_files(settings)))
+        return loaded[0]
+
+    return get
+
+
+def load_channel(path: Path, settings: Settings, now: datetime | None = None,
+                 calendar: CalendarSource | None = None) -> tuple[Channel, list[Problem]]:
     """One channel file; raises InputError on errors, returns warnings beside the channel."""
     source = TomlSource(path, read_text(path))
     try:
@@ -282,6 +312,16 @@ def load_channel(path: Path, settings: Settings, now: datetime | None = None) ->
             priority=model.priority, late=model.late, grace=grace, days=model.days,
             skip_holidays=model.except_ == "holidays", fallback=model.fallback,
         ))
+    work_calendar = ChinaWorkCalendar()
+    if any(slot.days != "all" or slot.skip_holidays for slot in slots):
+        try:
+            work_calendar = (calendar or calendar_source(settings))().with_closed_days(parsed.channel.closed)
+        except InputError as exc:  # the channel's days cannot be known: it keeps its last good copy
+            errors.extend(exc.problems)
+    elif parsed.channel.closed:
+        warnings.append(source.problem(("channel", "closed"), "closed days only stop slots that follow China's "
+                                       'calendar: no slot here says days = "workdays" or except = "holidays"',
+                                       'add days = "workdays" to the slots that stop on closed days', warning=True))
     if errors:
         raise InputError(errors)
     channel = Channel(
@@ -295,6 +335,7 @@ def load_channel(path: Path, settings: Settings, now: datetime | None = None) ->
         approval_required=(parsed.channel.approval or defaults.approval) == "required",
         closed_days=frozenset(parsed.channel.closed), keep_comment_days=parsed.channel.keep_comment_days,
         rooms=tuple(parsed.room), room_lines=tuple(source.line_of(("room", i)) for i in range(len(parsed.room))),
+        calendar=work_calendar,
     )
     return channel, warnings
 
@@ -317,9 +358,10 @@ def read_channel_files(settings: Settings, now: datetime | None = None) -> list[
                                   "paths.schedules_dir")])
     found: list[ChannelFile] = []
     first_file: dict[str, Path] = {}
+    calendar = calendar_source(settings)
     for path in sorted(folder.glob("*.toml")):
         try:
-            channel, warnings = load_channel(path, settings, now)
+            channel, warnings = load_channel(path, settings, now, calendar)
         except InputError as exc:
             found.append(ChannelFile(path, None, list(exc.problems)))
             continue

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
+from anchor.schedule.calendar import DayKind
 from anchor.schedule.channel import Channel, Slot
 
 if TYPE_CHECKING:
@@ -46,7 +47,18 @@ class PlannedAiring:
 def _day_allowed(channel: Channel, slot: Slot, day: date) -> bool:
     if (slot.first_day and day < slot.first_day) or (slot.last_day and day > slot.last_day):
         return False
-    return day not in slot.skipped_days and channel.blacked_out(day) is None
+    if day in slot.skipped_days or channel.blacked_out(day) is not None:
+        return False
+    if slot.days == "all" and not slot.skip_holidays:
+        return True
+    kind = channel.calendar.kind(day)
+    if slot.skip_holidays and kind in (DayKind.STATUTORY_HOLIDAY, DayKind.CLOSED):
+        return False  # except = "holidays": the days off of the notice and the channel's closed days, not weekends
+    if slot.days == "workdays":
+        return kind.is_workday
+    if slot.days == "holidays":
+        return not kind.is_workday
+    return True
 
 
 def _times_of_day(slot: Slot) -> list[time]:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from anchor.config import Settings as AppSettings
+    from anchor.speech.reading import SpeechText
 
 
 class EngineSettings(BaseModel):
@@ -105,6 +106,11 @@ class SpeechEngine(ABC):
     @abstractmethod
     async def list_voices(self) -> list[VoiceInfo]:
         """Every voice; raises EngineError when the list cannot be had."""
+
+    def reads(self, text: SpeechText, voice: str) -> str:
+        """What this engine is given to say with `voice`: by default the text in words (numbers, units and
+        codes spelled out), which a neural voice reads as written."""
+        return text.said
 
     def owns_voice_name(self, voice: str) -> bool:
         """Whether a voice name looks like this engine's (no I/O): picks the engine a script's voice is for."""

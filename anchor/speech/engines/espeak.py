@@ -19,8 +19,10 @@ from anchor.speech.engines.base import (
     VoiceInfo,
     language_lookup,
 )
+from anchor.speech.reading import SpeechText
 
 DEFAULT_SPEED_WPM = 175
+PINYIN_VOICES = frozenset({"cmn-latn-pinyin"})  # read tone-numbered pinyin; its plain `cmn` misreads polyphones
 
 
 class EspeakSettings(EngineSettings):
@@ -94,6 +96,9 @@ class EspeakEngine(SpeechEngine):
             raise UnknownVoice(f"no espeak-ng voice for language '{language}': add it under "
                                f"[speech.engines.espeak.voices] in anchor.toml")
         return voice
+
+    def reads(self, text: SpeechText, voice: str) -> str:
+        return text.pinyin if voice.split("+")[0].lower() in PINYIN_VOICES else text.said
 
     def owns_voice_name(self, voice: str) -> bool:
         return not voice.endswith("Neural") and bool(re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]+)*(\+\w+)?", voice))

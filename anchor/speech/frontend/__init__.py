@@ -9,18 +9,10 @@ Call it once per sentence: each of the three keeps to that sentence.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from anchor.speech.frontend.lexicon import Lexicon, LexiconEntry, load_lexicon
 from anchor.speech.frontend.normalize import spoken
 from anchor.speech.frontend.pinyin import to_pinyin
-
-
-@dataclass(frozen=True)
-class SpeechText:
-    written: str  # as the script has it: what subtitles show
-    said: str  # in words: numbers, units and codes spelled out
-    pinyin: str  # tone-numbered syllables and pause marks, for espeak-ng -v cmn-latn-pinyin
+from anchor.speech.reading import SpeechText  # defined there: engines name it without loading pypinyin
 
 
 def front_end(text: str, lexicon: Lexicon | None = None) -> SpeechText:

@@ -2,7 +2,7 @@
 
 VENV            := .venv
 PYTHON          ?= python3
-SYSTEM_PACKAGES := ffmpeg espeak-ng fonts-wqy-microhei fontconfig prometheus systemd obs-studio xvfb postgresql-15
+SYSTEM_PACKAGES := ffmpeg espeak-ng fonts-wqy-microhei fontconfig prometheus systemd obs-studio xvfb postgresql-15 poppler-utils
 SUDO            := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP           := $(VENV)/.installed
 
@@ -29,6 +29,9 @@ bench: setup
 	$(VENV)/bin/python benchmarks/obs_roundtrip.py
 	$(VENV)/bin/python benchmarks/obs_punctuality.py
 	$(VENV)/bin/python benchmarks/cli.py
+	$(VENV)/bin/python benchmarks/normalize.py
+	$(VENV)/bin/python benchmarks/audit.py
+	$(VENV)/bin/python benchmarks/audience.py
 
 # Bytecode written ahead: where PYTHONDONTWRITEBYTECODE is set, every command would compile anchor anew.
 setup: system-packages $(STAMP)

@@ -21,6 +21,7 @@ from anchor.audience.rooms import Rooms
 from anchor.audience.tally import Tally
 from anchor.audience.timeline import Timeline
 from anchor.audience.webhook_server import WebhookServer
+from anchor.audit.evidence import Evidence
 from anchor.clock import WallClockWatch
 from anchor.config import Settings
 from anchor.lineup import Lineup, LineupKeeper
@@ -45,6 +46,7 @@ from anchor.watch import InputWatch
 
 log = logging.getLogger(__name__)
 
+EVIDENCE_SWEEP_HOURS = 6
 HEARTBEAT_SECONDS = 15  # bounds every scheduler sleep, so a wall-clock step is noticed within this
 WATCH_SECONDS = 2.0
 CATCH_UP = timedelta(hours=24)  # how far back a restarted daemon looks for airings it missed
@@ -64,7 +66,9 @@ class Daemon:
         self.approvals = ApprovalReader(self.asrun)
         self.programs = ReadyPrograms(settings, EngineChain(settings), cache, self.approvals)
         self.timeline = Timeline()
-        self.station = Station(OnAir(self.recorder, self.programs, OutputSet(settings), self.timeline))
+        self.evidence = Evidence(settings.data_dir)
+        self.station = Station(OnAir(self.recorder, self.programs, OutputSet(settings), self.timeline,
+                                     self.evidence))
         self.tally = Tally(self.timeline, self.asrun)
         self.http = WebhookServer(settings.daemon.http_host, settings.daemon.http_port)
         self.http.add_reader("/status", self.state)
@@ -192,8 +196,8 @@ class Daemon:
     async def _watch(self, watch: InputWatch) -> None:
         while not self.stopping.is_set():
             if await watch.changed():
-                log.info("files under %s or %s changed", self.settings.paths.schedules_dir,
-                         self.settings.paths.scripts_dir)
+                log.info("inputs changed (%s, %s, %s or %s)", self.settings.paths.schedules_dir,
+                         self.settings.paths.scripts_dir, self.settings.paths.calendar_dir, self.settings.paths.lexicon)
                 self.reload_wanted.set()
             try:
                 await asyncio.wait_for(self.stopping.wait(), WATCH_SECONDS)
@@ -214,6 +218,17 @@ class Daemon:
         for channel in gated:
             UNAPPROVED_AIRINGS.labels(channel.id).set(sum(
                 1 for p in planned if p.channel == channel.id and outlook.get(p.key, Outlook(p.script, None)).reason))
+
+    async def _sweep_evidence(self) -> None:
+        """Let go of the audio no airing used within [audit] evidence_days."""
+        try:
+            swept = await asyncio.to_thread(self.evidence.sweep, datetime.now(UTC), self.settings.audit.evidence_days)
+        except OSError as exc:
+            log.warning("evidence under %s could not be swept: %s", self.evidence.directory, exc)
+            return
+        if swept.removed:
+            log.info("evidence: %d audio files older than %d days removed (%.1f MB), %d kept", swept.removed,
+                     self.settings.audit.evidence_days, swept.removed_bytes / 1e6, swept.kept)
 
     async def _heartbeat(self) -> None:
         SCHEDULER_TICK.set(time.time())
@@ -254,6 +269,9 @@ class Daemon:
         self.scheduler.start()
         self.scheduler.add_job(self._heartbeat, IntervalTrigger(seconds=HEARTBEAT_SECONDS), id="heartbeat",
                                misfire_grace_time=None, coalesce=True, max_instances=1)
+        self.scheduler.add_job(self._sweep_evidence, IntervalTrigger(hours=EVIDENCE_SWEEP_HOURS), id="evidence",
+                               next_run_time=datetime.now(UTC), misfire_grace_time=None, coalesce=True,
+                               max_instances=1)
         await self._catch_up(now)
         await self.recorder.mark_alive(now)
         self._prepare(await self._schedule(now))
@@ -261,7 +279,9 @@ class Daemon:
         SCHEDULER_TICK.set(time.time())
         systemd.notify("READY=1", f"STATUS={self.status()}")
         log.info("on air: %d channels; %s", len(channels), self.status())
-        inputs = [(self.settings.schedules_dir, "*.toml"), (self.settings.scripts_dir, "**/*.md")]
+        inputs = [(self.settings.schedules_dir, "*.toml"), (self.settings.scripts_dir, "**/*.md"),
+                  (self.settings.calendar_dir, "*.toml"),  # a year filed in November changes what airs
+                  (self.settings.lexicon.parent, self.settings.lexicon.name)]  # re-render what it re-reads
         watch = await InputWatch.start(inputs)
         background = [asyncio.create_task(self._watch(watch)), asyncio.create_task(self._reloads())]
         interval = systemd.watchdog_interval()

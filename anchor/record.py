@@ -87,8 +87,7 @@ class AsRunRecorder:
             setattr(row, key, value)
         AIRINGS.labels(row.channel, outcome.value).inc()
         if self._key(row) not in self._deferred:
-            await self._update(row, **changes)
-            await self.seal()
+            await self._update(row, **changes)  # sealed in the same transaction
 
     async def _update(self, row: Airing, **changes: Any) -> None:
         try:
@@ -104,8 +103,6 @@ class AsRunRecorder:
         claim = await self.claim(row)
         if claim is Claim.ALREADY_LOGGED:
             return False
-        if claim is Claim.CLAIMED:
-            await self.seal()
         AIRINGS.labels(planned.channel, outcome.value).inc()
         log.warning("channel %s airing %s: %s (%s)", planned.channel, planned.key, outcome.value, error)
         return True

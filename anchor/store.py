@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +28,7 @@ from sqlalchemy.exc import (
     ProgrammingError,
     SQLAlchemyError,
 )
-from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+from sqlmodel import Field, Session, SQLModel, col, create_engine, func, select
 
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
 
@@ -214,6 +214,10 @@ class DaemonState(SQLModel, table=True):
     last_alive: datetime
 
 
+class _AlreadyLogged(Exception):
+    """A row for the planned airing exists (claim), or none does (upsert): leave the transaction."""
+
+
 class StoreError(Exception):
     """The as-run log cannot be opened; the message says which database, without its password."""
 
@@ -294,33 +298,87 @@ class AsRunLog:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._unsealed_from = 0  # seal_unsealed: every final airing below this id is sealed
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
 
+    def _sealed_write(self, write: Callable[[Session], list[Airing]], attempts: int = 5) -> list[Airing]:
+        """Run `write`, then link every final airing it wrote to the chain's end, in one transaction: a final
+        row is never stored unsealed, and sealing costs no commit of its own. Run again from the start when
+        another writer took the chain's end first (PostgreSQL; SQLite's single writer never races here)."""
+        for attempt in range(attempts):
+            with self._session() as session:
+                rows = write(session)
+                final = [row for row in rows if row.outcome is not Outcome.ON_AIR]
+                if final:
+                    session.flush()  # the digest is of the values as written: what `audit verify` reads back
+                    for row in final:
+                        self._link(session, "airing", row)
+                try:
+                    session.commit()
+                except IntegrityError:
+                    session.rollback()
+                    self._refuse_resealing("airing", final)
+                    time.sleep(0.01 * (attempt + 1))
+                    continue
+                return rows
+        raise OperationalError("seal", {}, Exception(f"the chain's end kept moving ({attempts} tries)"))
+
+    @staticmethod
+    def _link(session: Session, kind: str, row: Airing | Approval) -> Seal:
+        """Add a Seal for `row` (flushed in `session`) after the chain's last, in the caller's transaction.
+        Sealing a row twice breaks the one-seal-per-row constraint at commit (see _sealed_write)."""
+        assert row.id is not None
+        previous = session.exec(select(Seal.seal).order_by(col(Seal.seq).desc()).limit(1)).first() or GENESIS
+        row_digest = digest(row)
+        sealed = Seal(kind=kind, row_id=row.id, digest=row_digest, previous=previous,
+                      seal=link(previous, row_digest), sealed_at=datetime.now(UTC))
+        session.add(sealed)
+        return sealed
+
+    def _refuse_resealing(self, kind: str, rows: list[Airing] | list[Approval]) -> None:
+        """After a refused commit: a row of `rows` already sealed means its content may no longer change."""
+        ids = [row.id for row in rows if row.id is not None]
+        with self._session() as session:
+            taken = session.exec(select(Seal.row_id).where(Seal.kind == kind, col(Seal.row_id).in_(ids))).first()
+        if taken is not None:
+            raise StoreError(f"{kind} {taken} is sealed: its content can no longer change")
+
     def claim(self, row: Airing, step: RotationStep | None = None) -> bool:
         """Insert the row if no row exists for its planned airing, and move its slot's rotation past it, in
-        one transaction; False if a row exists (already handled)."""
-        with self._session() as session:
+        one transaction (sealed there if its outcome is already final); False if a row exists (already
+        handled)."""
+        fields = row.model_dump(exclude={"id"})
+
+        def write(session: Session) -> list[Airing]:
             if step is not None:
                 state = session.get(RotationPosition, (row.channel, row.slot)) or RotationPosition(
                     channel=row.channel, slot=row.slot)
                 state.position = (step.index + 1) % step.length
                 state.as_of = step.instant
                 session.add(state)
-            session.add(row)
+            stored = Airing(**fields)  # fresh on each try: a rolled-back insert leaves its id behind
+            session.add(stored)
             try:
-                session.commit()
+                session.flush()
             except IntegrityError:
-                session.rollback()
-                return False
+                raise _AlreadyLogged from None
+            return [stored]
+
+        try:
+            (stored,) = self._sealed_write(write)
+        except _AlreadyLogged:
+            return False
+        row.id = stored.id
         return True
 
     def finish(self, row: Airing, changes: dict[str, object]) -> None:
-        """Apply `changes` to the stored row of `row`'s planned airing."""
-        with self._session() as session:
+        """Apply `changes` to the stored row of `row`'s planned airing; sealed in the same transaction when
+        its outcome is final."""
+        def write(session: Session) -> list[Airing]:
             stored = self._stored(session, row)
             if stored is None:
                 raise LookupError(f"no as-run row for {row.channel} {row.slot} {row.planned_at.isoformat()}")
@@ -328,22 +386,29 @@ class AsRunLog:
                 setattr(stored, key, value)
             stored.updated_at = datetime.now(UTC)
             session.add(stored)
-            session.commit()
+            return [stored]
+
+        self._sealed_write(write)
 
     def upsert(self, row: Airing, step: RotationStep | None = None) -> None:
         """Write `row` whole, over its planned airing's row if one exists (a row the database refused
         earlier, now complete)."""
         fields = row.model_dump(exclude={"id", "updated_at"})
-        with self._session() as session:
+
+        def write(session: Session) -> list[Airing]:
             stored = self._stored(session, row)
             if stored is None:
-                self.claim(Airing(**fields), step)
-                return
+                raise _AlreadyLogged  # no row: claimed whole below
             for key, value in fields.items():
                 setattr(stored, key, value)
             stored.updated_at = datetime.now(UTC)
             session.add(stored)
-            session.commit()
+            return [stored]
+
+        try:
+            self._sealed_write(write)
+        except _AlreadyLogged:
+            self.claim(Airing(**fields), step)
 
     @staticmethod
     def _stored(session: Session, row: Airing) -> Airing | None:
@@ -352,9 +417,9 @@ class AsRunLog:
 
     def recover(self, now: datetime, last_alive: datetime | None) -> list[Airing]:
         """After a crash, rows still `on-air`: an airing whose instant had come may have gone out, so it
-        becomes `interrupted` (returned), never aired twice; one claimed ahead of an instant still to come
-        is released, so this daemon airs it. The end is taken as when the daemon was last known alive."""
-        with self._session() as session:
+        becomes `interrupted` (returned, sealed), never aired twice; one claimed ahead of an instant still to
+        come is released, so this daemon airs it. The end is taken as when the daemon was last known alive."""
+        def write(session: Session) -> list[Airing]:
             rows = list(session.exec(select(Airing).where(Airing.outcome == Outcome.ON_AIR)))
             cut = []
             for row in rows:
@@ -371,8 +436,9 @@ class AsRunLog:
                 row.updated_at = datetime.now(UTC)
                 session.add(row)
                 cut.append(row)
-            session.commit()
             return cut
+
+        return self._sealed_write(write)
 
     def logged_since(self, since: datetime) -> set[tuple[str, str, datetime]]:
         """(channel, slot, planned instant UTC) of every row planned at or after `since`."""
@@ -391,8 +457,8 @@ class AsRunLog:
             return list(session.exec(query.order_by(col(Airing.planned_at), col(Airing.channel)).limit(limit)))
 
     def seal(self, kind: str, row_id: int, attempts: int = 5) -> Seal:
-        """Add the row to the chain (idempotent: a sealed row keeps its link). Another writer taking the same
-        end of the chain makes this retry on the new end."""
+        """Add a stored row to the chain (idempotent: a sealed row keeps its link). Another writer taking the
+        same end of the chain makes this retry on the new end."""
         for attempt in range(attempts):
             with self._session() as session:
                 existing = session.exec(select(Seal).where(Seal.kind == kind, Seal.row_id == row_id)).first()
@@ -401,44 +467,50 @@ class AsRunLog:
                 row = session.get(Airing, row_id) if kind == "airing" else session.get(Approval, row_id)
                 if row is None:
                     raise LookupError(f"no {kind} row {row_id} to seal")
-                last = session.exec(select(Seal).order_by(col(Seal.seq).desc()).limit(1)).first()
-                previous = last.seal if last else GENESIS
-                row_digest = digest(row)
-                sealed = Seal(kind=kind, row_id=row_id, digest=row_digest, previous=previous,
-                              seal=link(previous, row_digest), sealed_at=datetime.now(UTC))
-                session.add(sealed)
+                sealed = self._link(session, kind, row)
                 try:
                     session.commit()
                 except IntegrityError:
                     session.rollback()
                     time.sleep(0.01 * (attempt + 1))
                     continue
-                session.refresh(sealed)
                 return sealed
         raise OperationalError("seal", {}, Exception(f"the chain's end kept moving ({attempts} tries)"))
 
     def seal_unsealed(self) -> int:
-        """Seal every airing whose outcome is final and that has no link yet, oldest first; returns how many.
-        Called after each final write and at every heartbeat, so a seal a failing database refused is
-        made later."""
+        """Seal every final airing that has no link yet, oldest first; returns how many. Final rows are sealed
+        as they are written, so this is the heartbeat's repair for rows written otherwise (by an older
+        anchor, or by hand). Rows below the first id a pass left open or on air are not looked at again."""
         with self._session() as session:
             sealed = select(Seal.row_id).where(Seal.kind == "airing")
-            ids = list(session.exec(select(Airing.id).where(Airing.outcome != Outcome.ON_AIR,
+            recent = col(Airing.id) >= self._unsealed_from
+            ids = list(session.exec(select(Airing.id).where(recent, Airing.outcome != Outcome.ON_AIR,
                                                             col(Airing.id).not_in(sealed)).order_by(col(Airing.id))))
+            on_air = session.exec(select(func.min(Airing.id)).where(recent, Airing.outcome == Outcome.ON_AIR)).one()
+            top = session.exec(select(func.max(Airing.id))).one()
         for row_id in ids:
             assert row_id is not None
             self.seal("airing", row_id)
+        self._unsealed_from = on_air if on_air is not None else (top or 0) + 1
         return len(ids)
 
-    def record_approval(self, approval: Approval) -> Approval:
-        """Append an approval and seal it."""
-        with self._session() as session:
-            session.add(approval)
-            session.commit()
-            session.refresh(approval)
-        assert approval.id is not None
-        self.seal("approval", approval.id)
-        return approval
+    def record_approval(self, approval: Approval, attempts: int = 5) -> Approval:
+        """Append an approval, sealed in the same transaction."""
+        fields = approval.model_dump(exclude={"id"})
+        for attempt in range(attempts):
+            with self._session() as session:
+                stored = Approval(**fields)
+                session.add(stored)
+                session.flush()
+                self._link(session, "approval", stored)
+                try:
+                    session.commit()
+                except IntegrityError:
+                    session.rollback()
+                    time.sleep(0.01 * (attempt + 1))
+                    continue
+                return stored
+        raise OperationalError("seal", {}, Exception(f"the chain's end kept moving ({attempts} tries)"))
 
     def approvals(self, script: str | None = None) -> list[Approval]:
         with self._session() as session:

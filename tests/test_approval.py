@@ -3,6 +3,7 @@ on SQLite and on PostgreSQL; screening refuses an approval until each listed cla
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -84,6 +85,15 @@ def test_only_approved_text_airs_then_edits_fall_back_or_skip_and_revocation_sto
         ("short.md", "revoked", "li")]
     assert {a.id for a in approvals if a.script == "short.md" and a.action.value == "approved"} == {
         by_slot["first"].approval_id, by_slot["again"].approval_id}
+    # The daemon sealed every final row as it wrote it, and the chain reads back intact.
+    verified = project.run("audit", "verify")
+    assert verified.returncode == 0 and "intact" in verified.stdout, verified.stdout + verified.stderr
+    assert f"({len(found)} airings, {len(approvals)} approvals)" in verified.stdout, verified.stdout
+    # The exact audio of each airing that went out is kept by its hash, for an auditor to play back.
+    for row in found:
+        kept = project.root / "data" / "evidence" / f"{row.audio_hash}.wav"
+        if row.outcome.value in ("aired", "late"):
+            assert hashlib.sha256(kept.read_bytes()).hexdigest() == row.audio_hash
 
 
 def test_approve_refuses_listed_claims_until_each_is_accepted_by_name(project: Project) -> None:

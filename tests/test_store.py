@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from anchor.store import Airing, AsRunLog, Outcome, RotationState, RotationStep, open_engine
+from anchor.store import Airing, AsRunLog, Outcome, RotationState, RotationStep, StoreError, open_engine
 from tests.conftest import Project
 from tests.daemon_harness import Daemon, at, channel, final, free_port, setup_site, slot, wait_rows
 
@@ -24,15 +24,16 @@ def test_one_row_per_planned_airing_on_postgres(postgres: str) -> None:
     step = RotationStep(index=2, length=3, instant=planned)
     assert log.claim(first, step) and not log.claim(row(), step)  # a second process would be refused
     assert log.rotation() == {("c", "s"): RotationState(0, planned)}  # moved past entry 2, in the same transaction
-    log.finish(first, {"outcome": Outcome.AIRED, "started_at": planned})
-    (stored,) = log.history()
-    assert stored.outcome == Outcome.AIRED and stored.planned_at == planned
-    # A row the database refused earlier is written whole later, over the claim if there was one.
+    # A final write the database refused earlier is written whole later, over the claim.
     later = Airing(channel="c", slot="s", planned_at=planned, outcome=Outcome.INTERRUPTED, script="a.md",
                    started_at=planned, ended_at=planned, error="cut")
     log.upsert(later)
     (stored,) = log.history()
-    assert (stored.outcome, stored.error) == (Outcome.INTERRUPTED, "cut")
+    assert (stored.outcome, stored.error) == (Outcome.INTERRUPTED, "cut") and stored.planned_at == planned
+    # Final means sealed in the same transaction: the row can no longer change.
+    with pytest.raises(StoreError, match="is sealed"):
+        log.finish(first, {"outcome": Outcome.AIRED, "started_at": planned})
+    assert log.history()[0].outcome == Outcome.INTERRUPTED and log.seal_unsealed() == 0
     # After a crash: a row whose instant had come is interrupted (never aired twice), one still ahead released.
     ahead = Airing(channel="c", slot="s", planned_at=planned.replace(hour=5), outcome=Outcome.ON_AIR, script="a.md")
     came = Airing(channel="c", slot="s", planned_at=planned.replace(hour=3), outcome=Outcome.ON_AIR, script="a.md")

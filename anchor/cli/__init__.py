@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from anchor.cli import approvals, check, common, history, obs, plan, render, run
+from anchor.cli import approvals, audit, check, common, history, obs, plan, render, report, run, say, status
 from anchor.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, Failed, Options
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -27,15 +27,19 @@ def options(
 
 app.command()(render.render)
 app.command()(render.voices)
+app.command()(say.say)
 app.command()(check.check)
 app.command()(plan.plan)
 app.command()(history.history)
 app.command()(run.run)
+app.command()(status.status)
+app.command()(report.report)
 app.command()(approvals.approve)
 app.command()(approvals.revoke)
 app.command()(approvals.reject)
 app.command()(approvals.approvals)
 app.add_typer(obs.obs_app, name="obs")
+app.add_typer(audit.audit_app, name="audit")
 
 
 def main() -> None:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from anchor.audience.timeline import OnAirSpan, Timeline
+from anchor.audit import AuditError
+from anchor.audit.evidence import Evidence
 from anchor.metrics import AIRING_LATENESS, DEAD_AIR, DEGRADED_AIRINGS, ON_AIR
 from anchor.onair.outputs import OutputSet
 from anchor.onair.programs import NOT_MADE, NotApproved, ReadyPrograms, cue_for
@@ -44,6 +46,24 @@ class OnAir:
     programs: ReadyPrograms
     outputs: OutputSet
     timeline: Timeline = field(default_factory=Timeline)  # what is on air when: the audience ties events to it
+    evidence: Evidence | None = None  # where the exact audio that aired is kept for auditors
+    _keeping: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def keep_evidence(self, program: Program, where: str) -> None:
+        """Keep the audio going out as evidence, in the background: it never delays or stops an airing."""
+        if self.evidence is None:
+            return
+        evidence = self.evidence
+
+        async def keep() -> None:
+            try:
+                await asyncio.to_thread(evidence.keep, program.files.wav, program.audio_sha256)
+            except (AuditError, OSError) as exc:
+                log.warning("%s: the audio that aired is not kept as evidence: %s", where, exc)
+
+        task = asyncio.ensure_future(keep())
+        self._keeping.add(task)
+        task.add_done_callback(self._keeping.discard)
 
 
 async def air(planned: PlannedAiring, channel: Channel, on_air: OnAir) -> None:
@@ -93,6 +113,7 @@ async def air(planned: PlannedAiring, channel: Channel, on_air: OnAir) -> None:
     await _until_start(planned, output)
     started_at = datetime.now(UTC)
     recorder.started(row, started_at)  # a crash from here on leaves the row `interrupted`, never re-aired
+    on_air.keep_evidence(program, where)
     ON_AIR.labels(channel.id).set(1)
     span = OnAirSpan(channel.id, planned.slot, planned.planned_at_utc, planned.script, started_at)
     on_air.timeline.started(span)

@@ -109,7 +109,7 @@ def test_interactions_land_on_the_airing_on_air_or_the_gap(
            "ANCHOR_BILIBILI_CODE_MAIN": CODE, "ANCHOR_WEBHOOK_SECRET_BRIDGE": WEBHOOK_SECRET}
     with Daemon(project, env) as daemon:
         daemon.wait_log(r"on air: 1 channels")
-        background.run(fake.wait_until(lambda: bool(fake.listening), 30, "the daemon's websocket"))
+        background.run(fake.wait_until(lambda: bool(fake.listening()), 30, "the daemon's websocket"))
         # Before the program: the gap.
         before = time.time()
         background.run(fake.push([_dm(1, before), _like(1, 7, before)]))
@@ -218,7 +218,7 @@ def test_every_dashboard_panel_returns_data_from_a_real_daemon_airing_through_ob
         daemon.wait_log(r"on air: 1 channels")
         with boards.prometheus_scraping(f"http://127.0.0.1:{port}/metrics", tmp_path / "prometheus",
                                         rule_files=(boards.ALERTS,)) as prometheus:
-            background.run(fake.wait_until(lambda: bool(fake.listening), 30, "the daemon's websocket"))
+            background.run(fake.wait_until(lambda: bool(fake.listening()), 30, "the daemon's websocket"))
             # A program written now: rendered (and its clip made) while Prometheus watches, then aired.
             project.script("fresh.md", "+++\ntitle = \"今日提示\"\n+++\n\n各位观众，今天的节目到这里。\n")
             path.write_text(path.read_text(encoding="utf-8") + slot("talk", f"at = {at(25)}", "fresh.md"),
@@ -226,6 +226,9 @@ def test_every_dashboard_panel_returns_data_from_a_real_daemon_airing_through_ob
             deadline = time.monotonic() + 90
             while not _status_of(project, channel_id) and time.monotonic() < deadline:
                 time.sleep(0.2)
+            # Is the room getting a picture? OBS here airs the scene but streams nowhere: status says so.
+            shown = project.run("status")
+            assert "obs:studio  connected  streaming: NOT LIVE" in shown.stdout, shown.stdout
             time.sleep(1.5)
             now = time.time()
             background.run(fake.push([_dm(n, now) for n in range(3)] + [_like(1, 5, now), _gift(2, 1000, 1, now)]))

@@ -58,5 +58,8 @@ def status() -> None:
         extra = ""
         if "connected" in output:
             extra = "  connected" if output["connected"] else f"  NOT CONNECTED ({output.get('last_error')})"
+        if output.get("streaming") is not None:
+            extra += ("  streaming: live" if output["streaming"] else "  streaming: NOT LIVE") + (
+                " (reconnecting)" if output.get("stream_reconnecting") else "")
         lines.append(f"  {output['output']}{extra}")
     out().print("\n".join(lines), highlight=False)

@@ -108,7 +108,9 @@ class ObsOutput(Output):
     def health(self) -> dict[str, object]:
         return {"obs": self.target, "connected": self.conn.connected, "version": self.conn.obs_version,
                 "last_error": None if self.conn.connected else self.conn.last_error,
-                "reconnects": self.conn.reconnects}
+                "reconnects": self.conn.reconnects,
+                # is the live room getting a picture? (as of the last stats poll, every few seconds)
+                "streaming": self.stats.streaming, "stream_reconnecting": self.stats.stream_reconnecting}
 
     async def close(self) -> None:
         for task in list(self._late_renders):

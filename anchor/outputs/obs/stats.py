@@ -24,6 +24,8 @@ class StatsPoller:
         self.conn = conn
         self._task: asyncio.Task[None] | None = None
         self._reconnects_seen = 0
+        self.streaming: bool | None = None  # OBS streaming to the platform at the last poll; None: not known
+        self.stream_reconnecting = False
         metrics.OBS_CONNECTED.labels(conn.name).set(0)
         metrics.OBS_RECONNECTS.labels(conn.name)  # exported as 0 from the start
 
@@ -49,6 +51,7 @@ class StatsPoller:
         """One GetStats + GetStreamStatus into the gauges; False (logged at debug) when OBS did not answer."""
         self.update_connection()
         if not self.conn.connected:
+            self.streaming = None
             return False
         name = self.conn.name
         try:
@@ -56,6 +59,7 @@ class StatsPoller:
             stream = await self.conn.call("GetStreamStatus", request_timeout=STATS_REQUEST_TIMEOUT)
         except ObsError as exc:
             log.debug("OBS '%s': stats poll failed: %s", name, exc)
+            self.streaming = None
             return False
         try:
             metrics.OBS_ACTIVE_FPS.labels(name).set(float(stats.get("activeFps") or 0.0))
@@ -64,6 +68,8 @@ class StatsPoller:
             metrics.OBS_STREAM_ACTIVE.labels(name).set(1 if stream.get("outputActive") else 0)
             metrics.OBS_STREAM_RECONNECTING.labels(name).set(1 if stream.get("outputReconnecting") else 0)
             metrics.OBS_STREAM_SENT_BYTES.labels(name).set(float(stream.get("outputBytes") or 0))
+            self.streaming = bool(stream.get("outputActive"))
+            self.stream_reconnecting = bool(stream.get("outputReconnecting"))
         except (TypeError, ValueError) as exc:
             log.debug("OBS '%s': unexpected stats %r / %r: %s", name, stats, stream, exc)
             return False

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import UniqueConstraint, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
@@ -214,6 +215,9 @@ class DaemonState(SQLModel, table=True):
     last_alive: datetime
 
 
+_T = TypeVar("_T")
+
+
 class _AlreadyLogged(Exception):
     """A row for the planned airing exists (claim), or none does (upsert): leave the transaction."""
 
@@ -305,27 +309,40 @@ class AsRunLog:
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
 
-    def _sealed_write(self, write: Callable[[Session], list[Airing]], attempts: int = 5) -> list[Airing]:
-        """Run `write`, then link every final airing it wrote to the chain's end, in one transaction: a final
-        row is never stored unsealed, and sealing costs no commit of its own. Run again from the start when
-        another writer took the chain's end first (PostgreSQL; SQLite's single writer never races here)."""
+    def _transaction(self, body: Callable[[Session], _T], attempts: int = 5,
+                     refused: Callable[[], None] | None = None) -> _T:
+        """Run `body` and commit; from the start again when another writer took the chain's end first (a
+        unique constraint on the link refuses the second; PostgreSQL only: SQLite has one writer at a time).
+        `refused` may tell a conflict that retrying cannot cure (see _refuse_resealing)."""
         for attempt in range(attempts):
             with self._session() as session:
-                rows = write(session)
-                final = [row for row in rows if row.outcome is not Outcome.ON_AIR]
-                if final:
-                    session.flush()  # the digest is of the values as written: what `audit verify` reads back
-                    for row in final:
-                        self._link(session, "airing", row)
+                result = body(session)
                 try:
                     session.commit()
                 except IntegrityError:
                     session.rollback()
-                    self._refuse_resealing("airing", final)
+                    if refused is not None:
+                        refused()
                     time.sleep(0.01 * (attempt + 1))
                     continue
-                return rows
+                return result
         raise OperationalError("seal", {}, Exception(f"the chain's end kept moving ({attempts} tries)"))
+
+    def _sealed_write(self, write: Callable[[Session], list[Airing]]) -> list[Airing]:
+        """Run `write`, then link every final airing it wrote to the chain's end, in one transaction: a final
+        row is never stored unsealed, and sealing costs no commit of its own."""
+        final: list[Airing] = []
+
+        def body(session: Session) -> list[Airing]:
+            rows = write(session)
+            final[:] = [row for row in rows if row.outcome is not Outcome.ON_AIR]
+            if final:
+                session.flush()  # the digest is of the values as written: what `audit verify` reads back
+                for row in final:
+                    self._link(session, "airing", row)
+            return rows
+
+        return self._transaction(body, refused=lambda: self._refuse_resealing("airing", final))
 
     @staticmethod
     def _link(session: Session, kind: str, row: Airing | Approval) -> Seal:
@@ -456,26 +473,18 @@ class AsRunLog:
                 query = query.where(Airing.planned_at >= since)
             return list(session.exec(query.order_by(col(Airing.planned_at), col(Airing.channel)).limit(limit)))
 
-    def seal(self, kind: str, row_id: int, attempts: int = 5) -> Seal:
-        """Add a stored row to the chain (idempotent: a sealed row keeps its link). Another writer taking the
-        same end of the chain makes this retry on the new end."""
-        for attempt in range(attempts):
-            with self._session() as session:
-                existing = session.exec(select(Seal).where(Seal.kind == kind, Seal.row_id == row_id)).first()
-                if existing is not None:
-                    return existing
-                row = session.get(Airing, row_id) if kind == "airing" else session.get(Approval, row_id)
-                if row is None:
-                    raise LookupError(f"no {kind} row {row_id} to seal")
-                sealed = self._link(session, kind, row)
-                try:
-                    session.commit()
-                except IntegrityError:
-                    session.rollback()
-                    time.sleep(0.01 * (attempt + 1))
-                    continue
-                return sealed
-        raise OperationalError("seal", {}, Exception(f"the chain's end kept moving ({attempts} tries)"))
+    def seal(self, kind: str, row_id: int) -> Seal:
+        """Add a stored row to the chain (idempotent: a sealed row keeps its link)."""
+        def body(session: Session) -> Seal:
+            existing = session.exec(select(Seal).where(Seal.kind == kind, Seal.row_id == row_id)).first()
+            if existing is not None:
+                return existing
+            row = session.get(Airing, row_id) if kind == "airing" else session.get(Approval, row_id)
+            if row is None:
+                raise LookupError(f"no {kind} row {row_id} to seal")
+            return self._link(session, kind, row)
+
+        return self._transaction(body)
 
     def seal_unsealed(self) -> int:
         """Seal every final airing that has no link yet, oldest first; returns how many. Final rows are sealed
@@ -494,23 +503,18 @@ class AsRunLog:
         self._unsealed_from = on_air if on_air is not None else (top or 0) + 1
         return len(ids)
 
-    def record_approval(self, approval: Approval, attempts: int = 5) -> Approval:
+    def record_approval(self, approval: Approval) -> Approval:
         """Append an approval, sealed in the same transaction."""
         fields = approval.model_dump(exclude={"id"})
-        for attempt in range(attempts):
-            with self._session() as session:
-                stored = Approval(**fields)
-                session.add(stored)
-                session.flush()
-                self._link(session, "approval", stored)
-                try:
-                    session.commit()
-                except IntegrityError:
-                    session.rollback()
-                    time.sleep(0.01 * (attempt + 1))
-                    continue
-                return stored
-        raise OperationalError("seal", {}, Exception(f"the chain's end kept moving ({attempts} tries)"))
+
+        def body(session: Session) -> Approval:
+            stored = Approval(**fields)  # fresh on each try: a rolled-back insert leaves its id behind
+            session.add(stored)
+            session.flush()
+            self._link(session, "approval", stored)
+            return stored
+
+        return self._transaction(body)
 
     def approvals(self, script: str | None = None) -> list[Approval]:
         with self._session() as session:

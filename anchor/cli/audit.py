@@ -11,7 +11,17 @@ from typing import Annotated
 
 import typer
 
-from anchor.cli.common import BadInput, Failed, channel_time, channel_zones, escape, out, parse_instant, settings
+from anchor.cli.common import (
+    BadInput,
+    Failed,
+    OnlyChannel,
+    channel_time,
+    channel_zones,
+    escape,
+    out,
+    parse_instant,
+    settings,
+)
 
 audit_app = typer.Typer(no_args_is_help=True, help="Audit the as-run log: verify its seal chain, export a period "
                                                     "signed, verify an export offline, the monthly report.")
@@ -68,7 +78,7 @@ def export(
     start: Annotated[str, typer.Option("--from", help="ISO date-time: airings planned from then on.")],
     end: Annotated[str, typer.Option("--to", help="ISO date-time: airings planned before then.")],
     folder: Annotated[Path, typer.Option("--out", help="A new (or empty) folder for the export.")],
-    channel: Annotated[str | None, typer.Option(help="Only this channel id.")] = None,
+    channel: OnlyChannel = None,
 ) -> None:
     """Export a period's airings, the approvals they aired under and their seals, signed (manifest.sig)."""
     from anchor.audit.export import export_period, signing_key
@@ -122,7 +132,7 @@ def verify_export(
 def report(
     month: Annotated[str, typer.Option(help="The month, e.g. 2026-12 (each channel's own clock).")],
     file: Annotated[Path, typer.Option("--out", help="The PDF to write.")],
-    channel: Annotated[str | None, typer.Option(help="Only this channel id.")] = None,
+    channel: OnlyChannel = None,
 ) -> None:
     """The monthly broadcast report per channel, as a PDF: airings, minutes, reasons, approvals, audience."""
     from anchor.audit.report import gather, parse_month, write_pdf

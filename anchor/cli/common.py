@@ -9,9 +9,16 @@ import os
 import sys
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 
 from anchor.problems import InputError, Problem
+
+# Options several commands share, spelled once.
+OnlyChannel = Annotated[str | None, typer.Option("--channel", help="Only this channel id.")]
+PlannedSince = Annotated[str | None, typer.Option("--since", help="ISO date-time: airings planned from then on.")]
+AsCsv = Annotated[bool, typer.Option("--csv", help="Print CSV for a spreadsheet.")]
 
 if TYPE_CHECKING:  # rich and the settings models load with the first command that needs them
     from rich.console import Console

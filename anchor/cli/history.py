@@ -6,11 +6,18 @@ import csv
 import sys
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from anchor.cli.common import channel_time, channel_zones, parse_instant, settings, utc
+from anchor.cli.common import (
+    AsCsv,
+    OnlyChannel,
+    PlannedSince,
+    channel_time,
+    channel_zones,
+    parse_instant,
+    settings,
+    utc,
+)
 
 FIELDS = ("channel", "slot", "planned_at", "started_at", "ended_at", "outcome", "aired_as", "degraded", "script",
           "script_hash", "engine", "voice", "audio_hash", "approval_id", "note", "error", "comments", "likes",
@@ -37,9 +44,9 @@ def _audience(row: Any) -> str:
 
 
 def history(
-    channel: Annotated[str | None, typer.Option(help="Only this channel id.")] = None,
-    since: Annotated[str | None, typer.Option(help="ISO date-time: airings planned from then on.")] = None,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV for a spreadsheet.")] = False,
+    channel: OnlyChannel = None,
+    since: PlannedSince = None,
+    as_csv: AsCsv = False,
 ) -> None:
     """Print the as-run log: what aired, when, and how."""
     from anchor.cli.tables import Column, write_table

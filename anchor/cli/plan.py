@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from anchor.cli.common import BadInput, channel_time, channels, parse_instant, report, settings
+from anchor.cli.common import BadInput, OnlyChannel, channel_time, channels, parse_instant, report, settings
 
 if TYPE_CHECKING:
     from anchor.config import Settings
@@ -61,7 +61,7 @@ def _write_json(planned: Iterator[PlannedAiring], seeing: ApprovalOutlook | None
 
 
 def plan(
-    channel: Annotated[str | None, typer.Option(help="Only this channel id.")] = None,
+    channel: OnlyChannel = None,
     start: Annotated[str | None, typer.Option("--from", help="ISO date-time to start from (default now).")] = None,
     hours: Annotated[float | None, typer.Option(help="How many hours ahead (default 24).")] = None,
     days: Annotated[float | None, typer.Option(help="How many days ahead.")] = None,

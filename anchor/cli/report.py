@@ -5,11 +5,8 @@ from __future__ import annotations
 import csv
 import sys
 from dataclasses import dataclass, field
-from typing import Annotated
 
-import typer
-
-from anchor.cli.common import parse_instant, settings, utc
+from anchor.cli.common import AsCsv, OnlyChannel, PlannedSince, parse_instant, settings, utc
 
 AIRED = ("aired", "late", "interrupted")  # went out, at least in part: their minutes count
 
@@ -31,9 +28,9 @@ class ScriptTotals:
 
 
 def report(
-    channel: Annotated[str | None, typer.Option(help="Only this channel id.")] = None,
-    since: Annotated[str | None, typer.Option(help="ISO date-time: airings planned from then on.")] = None,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV for a spreadsheet.")] = False,
+    channel: OnlyChannel = None,
+    since: PlannedSince = None,
+    as_csv: AsCsv = False,
 ) -> None:
     """Rank scripts by viewer interactions per minute aired over a period, with airings and minutes aired."""
     from anchor.cli.tables import Column, write_table

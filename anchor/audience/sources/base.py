@@ -7,6 +7,10 @@ for a network failure. Secrets come from anchor.credentials, never from the chan
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import ClassVar
@@ -14,6 +18,10 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from anchor.audience.interaction import Interaction
+from anchor.credentials import CredentialError, env_name, find_secret
+
+log = logging.getLogger(__name__)
+SECRET_VIEWER_SALT = "viewer-salt"
 
 
 class RoomSettings(BaseModel):
@@ -49,10 +57,36 @@ class RoomSource(ABC):
     def __init__(self, channel: str, settings: RoomSettings) -> None:
         self.channel = channel
         self.settings = settings
+        self.where = f"channel {channel} room {self.room}"
+        salt = self.optional_secret(SECRET_VIEWER_SALT)
+        if salt is None:
+            log.info("%s: no %s configured (%s): viewer hashes hold until the daemon restarts", self.where,
+                     SECRET_VIEWER_SALT, env_name(SECRET_VIEWER_SALT, self.room))
+        self._salt = (salt or secrets.token_hex(32)).encode()
 
     @property
     def room(self) -> str:
         return self.settings.name or self.name
+
+    def optional_secret(self, secret: str) -> str | None:
+        """This room's `secret` from the environment or the credentials directory (anchor.credentials)."""
+        try:
+            return find_secret(secret, self.room)
+        except CredentialError as exc:
+            raise SourceError(f"{self.where}: {exc}") from None
+
+    def required_secret(self, secret: str, what: str) -> str:
+        """This room's `secret`, or SourceError saying where to put it."""
+        value = self.optional_secret(secret)
+        if value is None:
+            raise SourceError(f"{self.where}: {what} is not set: set the environment variable "
+                              f"{env_name(secret, self.room)} or the credential file {secret}-{self.room} "
+                              f"(or {secret}) in $CREDENTIALS_DIRECTORY")
+        return value
+
+    def viewer_hash(self, viewer_id: str) -> str:
+        """The salted hash that stands for a viewer; the platform's id itself is never kept (PIPL)."""
+        return hmac.new(self._salt, viewer_id.encode(), hashlib.sha256).hexdigest()[:32]
 
     @abstractmethod
     async def run(self, emit: Emit, state: RoomState) -> None:

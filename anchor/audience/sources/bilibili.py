@@ -45,7 +45,6 @@ import importlib
 import json
 import logging
 import random
-import secrets
 import struct
 import time
 import uuid
@@ -62,7 +61,6 @@ from pydantic import Field, field_validator, model_validator
 from anchor.audience.interaction import Interaction, Kind
 from anchor.audience.sources import register
 from anchor.audience.sources.base import Emit, RoomSettings, RoomSource, RoomState, SourceError
-from anchor.credentials import CredentialError, env_name, find_secret
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +68,6 @@ PLATFORM = "bilibili"
 SECRET_KEY_ID = "bilibili-key-id"
 SECRET_KEY_SECRET = "bilibili-key-secret"
 SECRET_CODE = "bilibili-code"
-SECRET_VIEWER_SALT = "viewer-salt"
 
 # The websocket's packet header: length of the whole packet, header length (16), protocol version,
 # operation, sequence (1). Big-endian.
@@ -202,37 +199,15 @@ class BilibiliSource(RoomSource):
             raise SourceError(f"channel {channel}: the bilibili source needs bilibili room settings")
         super().__init__(channel, settings)
         self.config: BilibiliSettings = settings
-        self.where = f"channel {channel} room {self.room}"
-        self._key_id = self._secret(SECRET_KEY_ID, "the access key id of the open platform's developer account")
-        self._key_secret = self._secret(SECRET_KEY_SECRET, "the access key secret of that account")
-        self._code = self._secret(SECRET_CODE, "the streamer's identity code (身份码)")
-        salt = self._optional_secret(SECRET_VIEWER_SALT)
-        if salt is None:
-            log.info("%s: no %s configured (%s): viewer hashes hold until the daemon restarts", self.where,
-                     SECRET_VIEWER_SALT, env_name(SECRET_VIEWER_SALT, self.room))
-        self._salt = (salt or secrets.token_hex(32)).encode()
+        self._key_id = self.required_secret(SECRET_KEY_ID,
+                                            "the access key id of the open platform's developer account")
+        self._key_secret = self.required_secret(SECRET_KEY_SECRET, "the access key secret of that account")
+        self._code = self.required_secret(SECRET_CODE, "the streamer's identity code (身份码)")
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._warned_brotli = False
 
     # -- secrets and the mapping of pushes to Interactions -------------------------------------------------
 
-    def _optional_secret(self, secret: str) -> str | None:
-        try:
-            return find_secret(secret, self.room)
-        except CredentialError as exc:
-            raise SourceError(f"{self.where}: {exc}") from None
-
-    def _secret(self, secret: str, what: str) -> str:
-        value = self._optional_secret(secret)
-        if value is None:
-            raise SourceError(f"{self.where}: {what} is not set: set the environment variable "
-                              f"{env_name(secret, self.room)} or the credential file {secret}-{self.room} "
-                              f"(or {secret}) in $CREDENTIALS_DIRECTORY")
-        return value
-
-    def viewer_hash(self, open_id: str) -> str:
-        """The salted hash that stands for a viewer; the open_id itself is never kept."""
-        return hmac.new(self._salt, open_id.encode(), hashlib.sha256).hexdigest()[:32]
 
     def interaction(self, command: dict[str, Any]) -> Interaction | None:
         """The Interaction one pushed command stands for (None for commands that are not one, or repeats)."""

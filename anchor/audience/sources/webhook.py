@@ -104,7 +104,6 @@ import json
 import logging
 import math
 import re
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -117,13 +116,11 @@ from anchor.audience.interaction import Interaction, Kind
 from anchor.audience.sources import register
 from anchor.audience.sources.base import Emit, RoomSettings, RoomSource, RoomState, SourceError
 from anchor.audience.webhook_server import DEFAULT_MAX_BODY_BYTES, Outcome, Reply, WebhookServer
-from anchor.credentials import CredentialError, env_name, find_secret
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "webhook"
 SECRET_WEBHOOK = "webhook-secret"
-SECRET_VIEWER_SALT = "viewer-salt"
 
 DOUYIN_SIGNED_HEADERS = ("x-msg-type", "x-nonce-str", "x-roomid", "x-timestamp")  # sorted by name
 DOUYIN_TYPES = ("live_comment", "live_gift", "live_like", "live_fansclub")
@@ -263,34 +260,13 @@ class WebhookSource(RoomSource):
         super().__init__(channel, settings)
         self.config: WebhookSettings = settings
         self.server = server
-        self.where = f"channel {channel} room {self.room}"
-        secret = self._optional_secret(SECRET_WEBHOOK)
-        if secret is None:
-            raise SourceError(f"{self.where}: the webhook's signing secret is not set: set the environment variable "
-                              f"{env_name(SECRET_WEBHOOK, self.room)} or the credential file "
-                              f"{SECRET_WEBHOOK}-{self.room} (or {SECRET_WEBHOOK}) in $CREDENTIALS_DIRECTORY")
-        self._secret = secret
-        salt = self._optional_secret(SECRET_VIEWER_SALT)
-        if salt is None:
-            log.info("%s: no %s configured (%s): viewer hashes hold until the daemon restarts", self.where,
-                     SECRET_VIEWER_SALT, env_name(SECRET_VIEWER_SALT, self.room))
-        self._salt = (salt or secrets.token_hex(32)).encode()
+        self._secret = self.required_secret(SECRET_WEBHOOK, "the webhook's signing secret")
         self._seen = _Seen()
 
     @classmethod
     def use_server(cls, server: WebhookServer | None) -> None:
         """Make `server` the one every webhook source built without its own serves on (None: forget it)."""
         cls.default_server = server
-
-    def _optional_secret(self, secret: str) -> str | None:
-        try:
-            return find_secret(secret, self.room)
-        except CredentialError as exc:
-            raise SourceError(f"{self.where}: {exc}") from None
-
-    def viewer_hash(self, viewer_id: str) -> str:
-        """The salted hash that stands for a viewer; the platform's id itself is never kept."""
-        return hmac.new(self._salt, viewer_id.encode(), hashlib.sha256).hexdigest()[:32]
 
     # -- running -------------------------------------------------------------------------------------------
 

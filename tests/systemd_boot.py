@@ -433,23 +433,33 @@ class Machine:
 # --- a Python venv for a unit, the way the README installs one -------------------------------------------
 
 
+DEPENDENCIES = "deps"  # in the service's venv: where the test's own site-packages are bound
+
+
 def venv_for_unit(folder: Path, installed_at: str, console_script: str = "anchor") -> Path:
-    """In `folder`, a venv like `python3 -m venv` makes on a broadcast PC (on Debian's own interpreter), whose
-    site-packages are this test's (the code under test, editable installs included), and its console script,
-    for the namespace to see at `installed_at`. Returns folder.
+    """In `folder`, a venv like `python3 -m venv` makes on a broadcast PC (on Debian's own interpreter), for
+    the namespace to see at `installed_at`: a copy of this checkout's `anchor` package, and this test's
+    site-packages (the dependencies) read from `installed_at/deps`, which the caller binds to
+    `dependencies()`. Returns folder.
 
     This test's venv cannot be used as is: its interpreter may live under /root (pyenv), which is 0700 and
-    which ProtectHome=yes hides anyway."""
+    which ProtectHome=yes hides anyway; and the checkout may be anywhere, /tmp included (PrivateTmp=yes
+    hides that), so the code under test is copied in and nothing points back at the checkout."""
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     system_python = Path(f"/usr/bin/python{version}")
     if not system_python.exists():
         raise BootError(f"{system_python} is missing: the service's venv needs the system's Python {version} "
                         f"(apt-get install python{version}-venv)")
     (folder / "bin").mkdir(parents=True)
-    (folder / "lib" / f"python{version}").mkdir(parents=True)
+    (folder / DEPENDENCIES).mkdir()
+    site_packages = folder / "lib" / f"python{version}" / "site-packages"
+    site_packages.mkdir(parents=True)
     (folder / "bin" / "python3").symlink_to(system_python)
     (folder / "bin" / "python").symlink_to("python3")
-    (folder / "lib" / f"python{version}" / "site-packages").symlink_to(sysconfig.get_paths()["purelib"])
+    shutil.copytree(Path(__file__).resolve().parent.parent / "anchor", site_packages / "anchor")
+    # A plain path line: the dependencies' own .pth files (the editable install's finder, which would send
+    # `import anchor` back to the checkout) are not run, so the copy above is what imports.
+    (site_packages / "dependencies.pth").write_text(f"{installed_at}/{DEPENDENCIES}\n", encoding="utf-8")
     full = subprocess.run([str(system_python), "--version"], capture_output=True, text=True, timeout=30)
     (folder / "pyvenv.cfg").write_text(f"home = {system_python.parent}\ninclude-system-site-packages = false\n"
                                        f"version = {full.stdout.split()[-1]}\n", encoding="utf-8")
@@ -459,6 +469,11 @@ def venv_for_unit(folder: Path, installed_at: str, console_script: str = "anchor
     script.write_text(f"#!{installed_at}/bin/python3\n{body}", encoding="utf-8")
     script.chmod(0o755)
     return folder
+
+
+def dependencies() -> Path:
+    """This test's site-packages, to bind at the service venv's `deps` (see venv_for_unit)."""
+    return Path(sysconfig.get_paths()["purelib"])
 
 
 # --- a stand-in for OBS's websocket: just enough obs-websocket v5 to check a password --------------------

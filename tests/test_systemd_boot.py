@@ -33,8 +33,10 @@ import pytest
 from tests.conftest import REPO, script_text
 from tests.daemon_harness import SHORT, at, free_port, slot
 from tests.systemd_boot import (
+    DEPENDENCIES,
     FakeObsWebsocket,
     Machine,
+    dependencies,
     read_rows,
     thread_states,
     unavailable_reason,
@@ -230,7 +232,8 @@ def booted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booted]:
             root, units,
             overlays=["/etc", "/var/lib", "/var/cache"],
             tmpfs=["/" + venv.parts[1]],
-            binds=[(site, "/etc/anchor"), (root / "venv", str(venv)), (logs, LOG_INSIDE)],
+            binds=[(site, "/etc/anchor"), (root / "venv", str(venv)), (dependencies(), f"{venv}/{DEPENDENCIES}"),
+                   (logs, LOG_INSIDE)],
             setup=["getent passwd anchor >/dev/null || useradd --system --no-log-init --user-group "
                    "--home-dir /var/lib/anchor --shell /usr/sbin/nologin anchor"])
         b = Booted(machine, obs, root, site, password, metrics_port, air_at, host_files=host_files,

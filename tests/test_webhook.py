@@ -449,17 +449,15 @@ def test_settings_secrets_and_registry(monkeypatch: pytest.MonkeyPatch) -> None:
 
     async def two_of_one_name() -> None:
         server = WebhookServer()
-        WebhookSource.use_server(server)
-        try:
-            first, second = WebhookSource(CHANNEL, settings), WebhookSource(CHANNEL, settings)
-            task = asyncio.create_task(first.run(lambda _: None, RoomState()))
-            await asyncio.sleep(0.01)
-            with pytest.raises(SourceError, match="served already"):
-                await second.run(lambda _: None, RoomState())
-            task.cancel()
-            await asyncio.wait([task])
-        finally:
-            WebhookSource.use_server(None)
+        first, second = WebhookSource(CHANNEL, settings), WebhookSource(CHANNEL, settings)
+        for source in (first, second):
+            source.attach_http(server)  # as the daemon's Rooms does
+        task = asyncio.create_task(first.run(lambda _: None, RoomState()))
+        await asyncio.sleep(0.01)
+        with pytest.raises(SourceError, match="served already"):
+            await second.run(lambda _: None, RoomState())
+        task.cancel()
+        await asyncio.wait([task])
 
     run(two_of_one_name())
 

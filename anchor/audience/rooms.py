@@ -71,10 +71,6 @@ class Rooms:
         self.tally = tally
         self.server = server
         self._running: dict[tuple[str, str], _Running] = {}
-        if server is not None:  # webhook rooms add their routes to the daemon's one HTTP server
-            from anchor.audience.sources.webhook import WebhookSource
-
-            WebhookSource.use_server(server)
 
     async def use(self, channels: list[Channel]) -> None:
         wanted: dict[tuple[str, str], tuple[Channel, dict[str, Any]]] = {}
@@ -103,6 +99,8 @@ class Rooms:
         except (SourceError, ValidationError, ValueError, UnknownName) as exc:
             log.error("channel %s room %s not started: %s", channel_id, room, exc)
             return
+        if self.server is not None:  # rooms that are pushed to add their routes to the daemon's one server
+            source.attach_http(self.server)
         for kind in COUNTED_KINDS:
             INTERACTIONS.labels(channel_id, source.name, kind.value)
         GIFT_VALUE.labels(channel_id, source.name)

@@ -13,12 +13,15 @@ import logging
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from anchor.audience.interaction import Interaction
 from anchor.credentials import CredentialError, env_name, find_secret
+
+if TYPE_CHECKING:
+    from anchor.audience.webhook_server import WebhookServer
 
 log = logging.getLogger(__name__)
 SECRET_VIEWER_SALT = "viewer-salt"
@@ -83,6 +86,9 @@ class RoomSource(ABC):
                               f"{env_name(secret, self.room)} or the credential file {secret}-{self.room} "
                               f"(or {secret}) in $CREDENTIALS_DIRECTORY")
         return value
+
+    def attach_http(self, server: WebhookServer) -> None:
+        """The daemon's HTTP server, for a platform that pushes its events (webhook); others ignore it."""
 
     def viewer_hash(self, viewer_id: str) -> str:
         """The salted hash that stands for a viewer; the platform's id itself is never kept (PIPL)."""

@@ -108,7 +108,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator, model_validator
 
@@ -252,7 +252,6 @@ class _Malformed(Exception):
 class WebhookSource(RoomSource):
     name = "webhook"
     Settings = WebhookSettings
-    default_server: ClassVar[WebhookServer | None] = None  # the daemon's, for sources built without one
 
     def __init__(self, channel: str, settings: RoomSettings, *, server: WebhookServer | None = None) -> None:
         if not isinstance(settings, WebhookSettings):
@@ -263,15 +262,14 @@ class WebhookSource(RoomSource):
         self._secret = self.required_secret(SECRET_WEBHOOK, "the webhook's signing secret")
         self._seen = _Seen()
 
-    @classmethod
-    def use_server(cls, server: WebhookServer | None) -> None:
-        """Make `server` the one every webhook source built without its own serves on (None: forget it)."""
-        cls.default_server = server
+    def attach_http(self, server: WebhookServer) -> None:
+        if self.server is None:
+            self.server = server
 
     # -- running -------------------------------------------------------------------------------------------
 
     async def run(self, emit: Emit, state: RoomState) -> None:
-        server = self.server or type(self).default_server
+        server = self.server
         if server is None:
             raise SourceError(f"{self.where}: the daemon serves no webhook (no WebhookServer was given)")
 

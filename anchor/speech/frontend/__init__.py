@@ -9,6 +9,7 @@ Call it once per sentence: each of the three keeps to that sentence.
 
 from __future__ import annotations
 
+from anchor.speech.frontend import phrases  # noqa: F401  (first: pypinyin must load its phrases compactly)
 from anchor.speech.frontend.lexicon import Lexicon, LexiconEntry, load_lexicon
 from anchor.speech.frontend.normalize import spoken
 from anchor.speech.frontend.pinyin import to_pinyin

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import cn2an
 from pypinyin import Style, lazy_pinyin
-from pypinyin.phrases_dict import phrases_dict
+from pypinyin.constants import PHRASES_DICT  # filled by anchor.speech.frontend.phrases
 
 if TYPE_CHECKING:
     from anchor.speech.frontend.lexicon import Lexicon
@@ -68,7 +68,7 @@ def _yi(chars: str, syllables: list[str], i: int) -> str:
         return "yi1"
     if before == after[0]:
         return "yi5"  # 看一看
-    if before + "一" in phrases_dict and "一" + after[0] not in phrases_dict:
+    if before + "一" in PHRASES_DICT and "一" + after[0] not in PHRASES_DICT:
         return "yi1"  # the end of a word: 统一, 唯一, 万一
     return "yi2" if _tone(following) == "4" else "yi4"
 

@@ -257,9 +257,7 @@ class Daemon:
         for problem in await asyncio.to_thread(readiness_problems, self.settings, channels):
             (log.warning if problem.warning else log.error)("%s", problem)
         now = datetime.now(UTC)
-        for row in await self.recorder.recover(now):
-            log.warning("channel %s airing of %s planned %s was cut by a crash: logged interrupted (%s)",
-                        row.channel, row.script, row.planned_at.isoformat(), row.error)
+        await self.recorder.recover(now)
         await self._use(channels)
         server = self._serve_metrics()
         port = await self.http.start()

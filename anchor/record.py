@@ -41,6 +41,8 @@ class AsRunRecorder:
         self.asrun = asrun
         self._deferred: dict[tuple[str, str, datetime], tuple[Airing, RotationStep | None]] = {}
         self._writes: set[asyncio.Task[None]] = set()
+        # A recovery the database refused at start: (the start's instant, when the daemon was last alive).
+        self._recovery: tuple[datetime, datetime | None] | None = None
 
     async def _write(self, what: str, write: Callable[..., T], *args: Any) -> T:
         try:
@@ -121,8 +123,10 @@ class AsRunRecorder:
             pass
 
     async def retry_deferred(self) -> int:
-        """Write the rows the database refused earlier, and seal what is final; returns how many rows are
-        still waiting."""
+        """Settle a recovery and write the rows the database refused earlier, and seal what is final; returns
+        how many rows are still waiting."""
+        if self._recovery is not None:
+            await self._recover(*self._recovery)
         await self._retry_rows()
         await self.seal()
         return len(self._deferred)
@@ -140,9 +144,28 @@ class AsRunRecorder:
                      row.channel, row.slot)
 
     async def recover(self, now: datetime) -> list[Airing]:
-        """At start: rows a crash left on air (see AsRunLog.recover)."""
-        last_alive = await self._write("read when the daemon was last alive", self.asrun.last_alive)
-        return await self._write("recover rows left on air", self.asrun.recover, now, last_alive)
+        """At start: rows a crash left on air (see AsRunLog.recover), each logged. A database that refuses
+        (a full disk) does not keep the daemon off air: the same recovery is tried at every heartbeat."""
+        try:
+            last_alive = await self._write("read when the daemon was last alive", self.asrun.last_alive)
+        except Unwritten:
+            last_alive = None
+        return await self._recover(now, last_alive)
+
+    async def _recover(self, now: datetime, last_alive: datetime | None) -> list[Airing]:
+        try:
+            cut = await self._write("settle the rows a crash left on air", self.asrun.recover, now, last_alive)
+        except Unwritten:
+            if self._recovery is None:
+                log.error("as-run log: the rows a crash left on air are settled once the database takes writes "
+                          "again; airing meanwhile")
+            self._recovery = (now, last_alive)
+            return []
+        self._recovery = None
+        for row in cut:
+            log.warning("channel %s airing of %s planned %s was cut by a crash: logged interrupted (%s)",
+                        row.channel, row.script, row.planned_at.isoformat(), row.error)
+        return cut
 
     async def mark_alive(self, when: datetime) -> None:
         try:

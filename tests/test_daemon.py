@@ -395,3 +395,26 @@ def test_killed_just_after_an_airing_starts_it_is_never_aired_twice(site: tuple[
     assert len(cut) == 1 and cut[0].outcome.value == "interrupted" and cut[0].ended_at is not None, cut
     assert list(aired.rglob("*cut*")) == [] and list(aired.rglob(".*.part")) == []
     assert [p.name.split("-", 1)[1] for p in aired.rglob("*.mp4")] == ["after.mp4"]
+
+
+def test_a_restart_into_a_full_disk_airs_and_settles_the_crash_later(site: tuple[Project, int],
+                                                                      small_data_disk: Path) -> None:
+    """Killed mid-airing, restarted while the data disk is full: the daemon stays up (no restart loop with
+    nothing on air) and marks the cut airing interrupted once the disk has room again."""
+    project, _ = site
+    channel(project, slot("cut", f"at = {at(10)}", "long.md"))
+    with Daemon(project) as first:
+        first.wait_log(r"airing 'long\.md' to", timeout=60)
+        first.kill()
+    filler = _fill(small_data_disk)
+    with Daemon(project) as second:
+        second.wait_log(r"settled once the database takes writes again", timeout=60)
+        time.sleep(3)
+        assert second.proc.poll() is None, second.log[-3000:]
+        assert [r.outcome.value for r in rows(project) if r.slot == "cut"] == ["on-air"]
+        filler.unlink()
+        found = wait_rows(project, lambda r: final(r, "cut"), timeout=60)  # the next heartbeat settles it
+        second.wait_log(r"cut by a crash")
+        assert second.stop() == 0
+    cut = [r for r in found if r.slot == "cut"]
+    assert len(cut) == 1 and cut[0].outcome.value == "interrupted" and cut[0].ended_at is not None, cut

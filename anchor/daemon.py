@@ -33,6 +33,7 @@ from anchor.onair.outputs import OutputSet
 from anchor.onair.programs import ApprovalReader, ReadyPrograms
 from anchor.onair.station import Station
 from anchor.onair.timetable import Timetable
+from anchor.pending import PendingRows
 from anchor.preflight import checked_settings, permission_problems, readiness_problems
 from anchor.problems import InputError
 from anchor.record import AsRunRecorder
@@ -61,7 +62,7 @@ class Daemon:
         self.reload_wanted = asyncio.Event()
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.asrun = open_store(settings.database_url)
-        self.recorder = AsRunRecorder(self.asrun)
+        self.recorder = AsRunRecorder(self.asrun, PendingRows(settings.data_dir))
         cache = ProgramCache(settings.cache_dir, settings.cache.max_size_mb * 1024 * 1024)
         self.approvals = ApprovalReader(self.asrun)
         self.programs = ReadyPrograms(settings, EngineChain(settings), cache, self.approvals)
@@ -105,7 +106,8 @@ class Daemon:
             log.info("first start with this as-run log: nothing to catch up on")
             return
         since = max(last_alive, now - CATCH_UP)
-        decided = catch_up(await self._plan(since, now), await asyncio.to_thread(self.asrun.logged_since, since), now)
+        logged = await asyncio.to_thread(self.asrun.logged_since, since) | self.recorder.held()
+        decided = catch_up(await self._plan(since, now), logged, now)
         for item, reason in decided.missed:
             await self.recorder.unaired(item, Outcome.MISSED, reason)
         for item in decided.air_late:

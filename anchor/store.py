@@ -31,6 +31,8 @@ from sqlalchemy.exc import (
 )
 from sqlmodel import Field, Session, SQLModel, col, create_engine, func, select
 
+from anchor.clock import as_utc
+
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
 
 
@@ -164,7 +166,7 @@ def canonical(row: Airing | Approval) -> bytes:
     for name in fields:
         value = getattr(row, name)
         if isinstance(value, datetime):
-            value = _utc(value).isoformat(timespec="microseconds")
+            value = as_utc(value).isoformat(timespec="microseconds")
         elif isinstance(value, Enum):
             value = value.value
         content[name] = value
@@ -204,6 +206,23 @@ class RotationStep:
     index: int
     length: int
     instant: datetime
+
+
+def cut_by_crash(row: Airing, now: datetime, last_alive: datetime | None) -> bool:
+    """A row a crash left on air, settled in place: an airing whose instant had come may have gone out, so it
+    becomes `interrupted`, never aired twice, its end taken as when the daemon was last known alive. False
+    for one claimed ahead of an instant still to come: it is released, so this daemon airs it."""
+    if row.started_at is None and as_utc(row.planned_at) > now:
+        return False
+    row.outcome = Outcome.INTERRUPTED
+    began = as_utc(row.started_at or row.planned_at)
+    row.ended_at = max(began, last_alive) if last_alive else began
+    if row.started_at is None:
+        row.error = "the daemon stopped at this airing's instant: whether it started is unknown"
+    else:
+        row.error = row.error or "the daemon stopped while this was on air"
+    row.updated_at = datetime.now(UTC)
+    return True
 
 
 class DaemonState(SQLModel, table=True):
@@ -408,14 +427,16 @@ class AsRunLog:
         self._sealed_write(write)
 
     def upsert(self, row: Airing, step: RotationStep | None = None) -> None:
-        """Write `row` whole, over its planned airing's row if one exists (a row the database refused
-        earlier, now complete)."""
+        """Write `row` whole, over its planned airing's row if one exists and is still on air (a row the
+        database refused earlier, now complete)."""
         fields = row.model_dump(exclude={"id", "updated_at"})
 
         def write(session: Session) -> list[Airing]:
             stored = self._stored(session, row)
             if stored is None:
                 raise _AlreadyLogged  # no row: claimed whole below
+            if stored.outcome is not Outcome.ON_AIR:
+                return []  # final and sealed: written before (a held row replayed after a crash)
             for key, value in fields.items():
                 setattr(stored, key, value)
             stored.updated_at = datetime.now(UTC)
@@ -433,24 +454,14 @@ class AsRunLog:
                                                  Airing.planned_at == row.planned_at)).first()
 
     def recover(self, now: datetime, last_alive: datetime | None) -> list[Airing]:
-        """After a crash, rows still `on-air`: an airing whose instant had come may have gone out, so it
-        becomes `interrupted` (returned, sealed), never aired twice; one claimed ahead of an instant still to
-        come is released, so this daemon airs it. The end is taken as when the daemon was last known alive."""
+        """After a crash, rows still `on-air`: each settled by cut_by_crash (returned, sealed) or released."""
         def write(session: Session) -> list[Airing]:
             rows = list(session.exec(select(Airing).where(Airing.outcome == Outcome.ON_AIR)))
             cut = []
             for row in rows:
-                if row.started_at is None and _utc(row.planned_at) > now:
+                if not cut_by_crash(row, now, last_alive):
                     session.delete(row)
                     continue
-                row.outcome = Outcome.INTERRUPTED
-                began = _utc(row.started_at or row.planned_at)
-                row.ended_at = max(began, last_alive) if last_alive else began
-                if row.started_at is None:
-                    row.error = "the daemon stopped at this airing's instant: whether it started is unknown"
-                else:
-                    row.error = row.error or "the daemon stopped while this was on air"
-                row.updated_at = datetime.now(UTC)
                 session.add(row)
                 cut.append(row)
             return cut
@@ -462,7 +473,7 @@ class AsRunLog:
         with self._session() as session:
             rows = session.exec(select(Airing.channel, Airing.slot, Airing.planned_at)
                                 .where(Airing.planned_at >= since))
-            return {(channel, slot, _utc(planned)) for channel, slot, planned in rows}
+            return {(channel, slot, as_utc(planned)) for channel, slot, planned in rows}
 
     def history(self, channel: str | None = None, since: datetime | None = None, limit: int = 10_000) -> list[Airing]:
         with self._session() as session:
@@ -579,13 +590,13 @@ class AsRunLog:
 
     def rotation(self) -> dict[tuple[str, str], RotationState]:
         with self._session() as session:
-            return {(r.channel, r.slot): RotationState(r.position, _utc(r.as_of) if r.as_of else None)
+            return {(r.channel, r.slot): RotationState(r.position, as_utc(r.as_of) if r.as_of else None)
                     for r in session.exec(select(RotationPosition))}
 
     def last_alive(self, name: str = "daemon") -> datetime | None:
         with self._session() as session:
             state = session.get(DaemonState, name)
-            return _utc(state.last_alive) if state else None
+            return as_utc(state.last_alive) if state else None
 
     def mark_alive(self, when: datetime, name: str = "daemon") -> None:
         with self._session() as session:
@@ -594,6 +605,3 @@ class AsRunLog:
             session.add(state)
             session.commit()
 
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -418,3 +418,59 @@ def test_a_restart_into_a_full_disk_airs_and_settles_the_crash_later(site: tuple
         assert second.stop() == 0
     cut = [r for r in found if r.slot == "cut"]
     assert len(cut) == 1 and cut[0].outcome.value == "interrupted" and cut[0].ended_at is not None, cut
+
+
+def test_rows_a_full_disk_refused_survive_a_crash(site: tuple[Project, int], small_data_disk: Path) -> None:
+    """While the disk is full, an airing goes out with its row held; the daemon is then killed before the
+    database takes the row. The restart writes it as aired from the space reserved on the data disk — not
+    missed, not aired a second time by the catch-up."""
+    project, _ = site
+    path = channel(project, slot("before", f"at = {at(6)}"))
+    with Daemon(project) as first:
+        wait_rows(project, lambda r: final(r, "before"), timeout=60)
+        filler = _fill(small_data_disk)
+        path.write_text(path.read_text(encoding="utf-8") + slot("held", f"at = {at(6)}"), encoding="utf-8")
+        first.wait_log(r"airing t/held/\S+: aired short\.md", timeout=60)
+        first.kill()
+    assert all(r.slot != "held" for r in rows(project))  # the database never took it
+    filler.unlink()
+    with Daemon(project) as second:
+        found = wait_rows(project, lambda r: final(r, "held"), timeout=60)
+        second.wait_log(r"took over 1 rows")
+        time.sleep(2)  # a catch-up would start within this
+        assert second.stop() == 0
+    held = [r for r in found if r.slot == "held"]
+    assert len(held) == 1 and held[0].outcome.value == "aired" and held[0].started_at is not None, held
+    aired = small_data_disk / "aired" / "t"
+    assert len(list(aired.rglob("*-held.mp4"))) == 1
+    assert "airing 'short.md'" not in second.log  # not aired again
+
+
+def test_held_rows_keep_their_last_whole_state_when_a_write_is_torn(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from anchor.pending import HALF, PendingRows
+    from anchor.store import Airing, Outcome, RotationStep
+
+    planned = datetime(2026, 12, 4, 2, tzinfo=UTC)
+    first = Airing(channel="c", slot="s", planned_at=planned, outcome=Outcome.ON_AIR, script="a.md")
+    step = RotationStep(index=1, length=3, instant=planned)
+    held = PendingRows(tmp_path)
+    assert held.reserve()
+    held.save([(first, step)])
+    second = Airing(channel="c", slot="s", planned_at=planned, outcome=Outcome.AIRED, script="a.md",
+                    started_at=planned, ended_at=planned + timedelta(seconds=3))
+    held.save([(second, step)])
+    held.close()
+    again = PendingRows(tmp_path)
+    assert again.reserve()
+    ((row, got_step),) = again.load()
+    assert (row.outcome, row.planned_at, row.ended_at, got_step) == (Outcome.AIRED, planned, second.ended_at, step)
+    again.close()
+    with (tmp_path / "asrun-pending.bin").open("r+b") as raw:  # the newest half torn by a crash mid-write
+        raw.seek(0)  # generation 2 went to half 0
+        raw.write(b"\xff" * 100)
+    torn = PendingRows(tmp_path)
+    assert torn.reserve() and [r.outcome for r, _ in torn.load()] == [Outcome.ON_AIR]
+    assert (tmp_path / "asrun-pending.bin").stat().st_size == 2 * HALF
+    torn.close()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from anchor.clock import as_utc
 from anchor.problems import InputError, Problem
 
 # Options several commands share, spelled once.
@@ -106,15 +107,10 @@ def channel_zones(settings: Settings) -> dict[str, tzinfo]:
     return {f.channel.id: f.channel.zone for f in files if f.channel is not None}
 
 
-def utc(instant: datetime) -> datetime:
-    """A time from the as-run log, aware (a database may hand back naive UTC)."""
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
-
-
 def channel_time(instant: datetime, zone: tzinfo | None, timespec: str = "seconds", with_date: bool = True) -> str:
     """The one way a person is shown a time: the channel's own clock, labelled with its UTC offset
     (UTC when the channel is unknown), e.g. 2026-12-04 10:00:00+08:00 (or 10:00:00+08:00 without the date)."""
-    text = utc(instant).astimezone(zone or UTC).isoformat(sep=" ", timespec=timespec)
+    text = as_utc(instant).astimezone(zone or UTC).isoformat(sep=" ", timespec=timespec)
     return text if with_date else text.split(" ", 1)[1]
 
 

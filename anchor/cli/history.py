@@ -16,8 +16,8 @@ from anchor.cli.common import (
     channel_zones,
     parse_instant,
     settings,
-    utc,
 )
+from anchor.clock import as_utc
 
 FIELDS = ("channel", "slot", "planned_at", "started_at", "ended_at", "outcome", "aired_as", "degraded", "script",
           "script_hash", "engine", "voice", "audio_hash", "approval_id", "note", "error", "comments", "likes",
@@ -67,7 +67,7 @@ def history(
             if row.aired_as and row.aired_as != "clip":
                 outcome += f" as {row.aired_as}"
             if row.started_at is not None:
-                outcome += f" {(utc(row.started_at) - utc(row.planned_at)).total_seconds():+.2f}s"
+                outcome += f" {(as_utc(row.started_at) - as_utc(row.planned_at)).total_seconds():+.2f}s"
             yield (channel_time(row.planned_at, zones.get(row.channel), "minutes"), row.channel, row.slot,
                    row.script, outcome)
             for note in (row.note, row.degraded, row.error, _audience(row)):

@@ -6,7 +6,8 @@ import csv
 import sys
 from dataclasses import dataclass, field
 
-from anchor.cli.common import AsCsv, OnlyChannel, PlannedSince, parse_instant, settings, utc
+from anchor.cli.common import AsCsv, OnlyChannel, PlannedSince, parse_instant, settings
+from anchor.clock import as_utc
 
 AIRED = ("aired", "late", "interrupted")  # went out, at least in part: their minutes count
 
@@ -44,7 +45,7 @@ def report(
             continue
         entry = totals.setdefault(row.script, ScriptTotals(row.script))
         entry.airings += 1
-        entry.minutes += (utc(row.ended_at) - utc(row.started_at)).total_seconds() / 60
+        entry.minutes += (as_utc(row.ended_at) - as_utc(row.started_at)).total_seconds() / 60
         for name in AUDIENCE_COUNTS:
             entry.counts[name] = entry.counts.get(name, 0) + (getattr(row, name) or 0)
     ranked = sorted(totals.values(), key=lambda t: (-t.per_minute, t.script))

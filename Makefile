@@ -32,6 +32,7 @@ bench: setup
 	$(VENV)/bin/python benchmarks/normalize.py
 	$(VENV)/bin/python benchmarks/audit.py
 	$(VENV)/bin/python benchmarks/audience.py
+	$(VENV)/bin/python benchmarks/soak.py
 
 # Bytecode written ahead: where PYTHONDONTWRITEBYTECODE is set, every command would compile anchor anew.
 setup: system-packages $(STAMP)

@@ -383,11 +383,7 @@ async def render_talking_clip(program_dir: Path, avatar: Avatar, out: Path, *, w
         style = await asyncio.to_thread(subtitle_style, srt, width, height, font)
     elif subtitles:
         log.warning("no subtitles at %s: the talking clip goes without", srt)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{out.stem[:16]}.", dir=out.parent))
-    except OSError as exc:
-        raise ClipError(f"cannot write in {out.parent}: {exc.strerror or exc}") from exc
+    work = _work_dir(out)
     try:
         await compose_looks(avatar, width, height, background, fps, work, lower_third, font)
         listing = work / "looks.ffconcat"
@@ -436,11 +432,7 @@ async def render_still_clip(program_dir: Path, avatar: Avatar | None, out: Path,
         face = ffmpeg.input(str(avatar.mouths[0].resolve())).filter("scale", place.width, place.height,
                                                                     flags="lanczos")
         picture = picture.overlay(face, x=place.x, y=place.y, format="rgb")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{out.stem[:16]}.", dir=out.parent))
-    except OSError as exc:
-        raise ClipError(f"cannot write in {out.parent}: {exc.strerror or exc}") from exc
+    work = _work_dir(out)
     try:
         partial = work / "still.mp4"
         video = picture.trim(end=seconds).setpts("PTS-STARTPTS")
@@ -457,3 +449,12 @@ async def render_still_clip(program_dir: Path, avatar: Avatar | None, out: Path,
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return time.perf_counter() - started
+
+
+def _work_dir(out: Path) -> Path:
+    """A fresh folder beside `out` for the render's parts (the same disk: the result is moved in place)."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{out.stem[:16]}.", dir=out.parent))
+    except OSError as exc:
+        raise ClipError(f"cannot write in {out.parent}: {exc.strerror or exc}") from exc

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # rich and the settings models load with the first command th
 
     from anchor.config import Settings
     from anchor.schedule.channel import Channel
+    from anchor.store import Airing
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -85,6 +86,14 @@ def settings() -> Settings:
     loaded = checked_settings(load_settings(Options.config))
     logging.getLogger().setLevel(logging.DEBUG if Options.verbose else loaded.log.level)
     return loaded
+
+
+def logged_airings(channel: str | None, since: str | None) -> tuple[Settings, list[Airing]]:
+    """The settings and the as-run log's rows, for the commands that read it (--channel, --since)."""
+    from anchor.store import open_store
+
+    app_settings = settings()
+    return app_settings, open_store(app_settings.database_url).history(channel, parse_instant(since, "--since"))
 
 
 def channels(settings: Settings) -> list[Channel]:

@@ -14,8 +14,7 @@ from anchor.cli.common import (
     PlannedSince,
     channel_time,
     channel_zones,
-    parse_instant,
-    settings,
+    logged_airings,
 )
 from anchor.clock import as_utc
 
@@ -50,10 +49,8 @@ def history(
 ) -> None:
     """Print the as-run log: what aired, when, and how."""
     from anchor.cli.tables import Column, write_table
-    from anchor.store import open_store
 
-    app_settings = settings()
-    rows = open_store(app_settings.database_url).history(channel, parse_instant(since, "--since"))
+    app_settings, rows = logged_airings(channel, since)
     zones = channel_zones(app_settings)
     if as_csv:
         writer = csv.writer(sys.stdout)

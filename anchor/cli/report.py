@@ -6,7 +6,7 @@ import csv
 import sys
 from dataclasses import dataclass, field
 
-from anchor.cli.common import AsCsv, OnlyChannel, PlannedSince, parse_instant, settings
+from anchor.cli.common import AsCsv, OnlyChannel, PlannedSince, logged_airings
 from anchor.clock import as_utc
 
 AIRED = ("aired", "late", "interrupted")  # went out, at least in part: their minutes count
@@ -35,10 +35,9 @@ def report(
 ) -> None:
     """Rank scripts by viewer interactions per minute aired over a period, with airings and minutes aired."""
     from anchor.cli.tables import Column, write_table
-    from anchor.store import AUDIENCE_COUNTS, open_store
+    from anchor.store import AUDIENCE_COUNTS
 
-    app_settings = settings()
-    rows = open_store(app_settings.database_url).history(channel, parse_instant(since, "--since"))
+    _, rows = logged_airings(channel, since)
     totals: dict[str, ScriptTotals] = {}
     for row in rows:
         if row.outcome.value not in AIRED or row.started_at is None or row.ended_at is None:

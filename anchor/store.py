@@ -454,11 +454,14 @@ class AsRunLog:
                                                  Airing.planned_at == row.planned_at)).first()
 
     def recover(self, now: datetime, last_alive: datetime | None) -> list[Airing]:
-        """After a crash, rows still `on-air`: each settled by cut_by_crash (returned, sealed) or released."""
+        """After a crash, rows still `on-air` and last written before `now` (this process's start): each
+        settled by cut_by_crash (returned, sealed) or released."""
         def write(session: Session) -> list[Airing]:
             rows = list(session.exec(select(Airing).where(Airing.outcome == Outcome.ON_AIR)))
             cut = []
             for row in rows:
+                if as_utc(row.updated_at) >= now:
+                    continue  # claimed by this process since it started (a recovery retried late)
                 if not cut_by_crash(row, now, last_alive):
                     session.delete(row)
                     continue

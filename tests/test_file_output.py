@@ -378,3 +378,18 @@ def test_what_the_file_output_wrote_is_listened_to_for_dead_air(rendered: Render
     quiet = run_air(rendered.output, dataclasses.replace(rendered.cue(datetime(2025, 7, 1, 10, 0, tzinfo=BEIJING),
                                                                       "silence"), program=silent))
     assert 8.0 - 1.0 <= quiet.dead_air_seconds <= 8.0 + 0.5, quiet
+
+
+def test_only_a_previous_process_part_files_are_swept(tmp_path: Path) -> None:
+    """Part files a crash left are removed; one this process is writing (another channel's airing that
+    started while the sweep ran) is not: it must still be named into place when the airing ends."""
+    output = FileOutput(FileOutputSettings(), tmp_path)
+    day = output.aired_dir / "ward-3" / "2026-12-02"
+    day.mkdir(parents=True)
+    left = day / ".193936+0800-tick.mp4.1a2b3c4d.part"
+    left.write_bytes(b"cut by a crash")
+    os.utime(left, (time.time() - 86400, time.time() - 86400))  # written by the process that was killed
+    mine = day / ".193944+0800-tick.mp4.5e6f7a8b.part"
+    mine.write_bytes(b"being written")
+    assert output.sweep_parts() == [left]
+    assert mine.exists() and not left.exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -42,6 +42,12 @@ def test_one_row_per_planned_airing_on_postgres(postgres: str) -> None:
     assert [(r.planned_at, r.outcome) for r in cut] == [(came.planned_at, Outcome.INTERRUPTED)]
     assert cut[0].ended_at == planned.replace(hour=3, minute=30) and "unknown" in cut[0].error
     assert [r.planned_at.hour for r in log.history()] == [2, 3]
+    # A recovery the database refused at start, retried later, leaves alone what this process claimed since.
+    mine = Airing(channel="c", slot="s", planned_at=planned.replace(hour=6), outcome=Outcome.ON_AIR, script="a.md",
+                  started_at=planned.replace(hour=6))
+    assert log.claim(mine)
+    assert log.recover(now=datetime.now(timezone.utc) - timedelta(minutes=1), last_alive=None) == []
+    assert [r.outcome for r in log.history()][-1] == Outcome.ON_AIR
 
 
 def test_daemon_logs_to_postgres_and_history_reads_it(project: Project, postgres: str) -> None:

@@ -38,6 +38,7 @@ EXPIRE_EVERY_SECONDS = 3600
 LISTEN_GRACE = 10.0  # seconds past the end silencedetect may still take
 STILL_WAIT = 1.5  # seconds air() may spend making a still picture (cached, or ~0.5 s) before the audio goes alone
 PART_SUFFIX = ".part"
+_LOADED = time.time()  # part files last written before this process loaded the output are a previous process's
 _UNSAFE_NAME = re.compile(r"[^\w.-]+")
 
 
@@ -204,10 +205,16 @@ class FileOutput(Output):
                 log.info("file output: removed %d part files of airings a crash cut", len(removed))
 
     def sweep_parts(self) -> list[Path]:
-        """Part files left by a daemon killed mid-airing: they never aired whole. Blocking: call in a thread."""
+        """Part files left by a daemon killed mid-airing: they never aired whole. Not this process's own, being
+        written now by airings that started before the sweep ends. Blocking: call in a thread."""
         removed = []
         for part in self.aired_dir.glob(f"*/????-??-??/.*{PART_SUFFIX}"):
-            part.unlink(missing_ok=True)
+            try:
+                if part.stat().st_mtime >= _LOADED:
+                    continue
+                part.unlink()
+            except FileNotFoundError:
+                continue
             removed.append(part)
         return removed
 

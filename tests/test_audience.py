@@ -219,8 +219,11 @@ def test_every_dashboard_panel_returns_data_from_a_real_daemon_airing_through_ob
         with boards.prometheus_scraping(f"http://127.0.0.1:{port}/metrics", tmp_path / "prometheus",
                                         rule_files=(boards.ALERTS,)) as prometheus:
             background.run(fake.wait_until(lambda: bool(fake.listening()), 30, "the daemon's websocket"))
-            # A program written now: rendered (and its clip made) while Prometheus watches, then aired.
-            project.script("fresh.md", "+++\ntitle = \"今日提示\"\n+++\n\n各位观众，今天的节目到这里。\n")
+            # A program written now: rendered (and its clip made) while Prometheus watches, then aired. Long
+            # enough (~15 s) that a 5 s query step falls on it after the events: a panel joins the two.
+            project.script("fresh.md", "+++\ntitle = \"今日提示\"\n+++\n\n各位观众，今天的节目到这里。"
+                           "请大家按时测量血压，少吃盐，多运动。天气转凉，出门注意保暖。"
+                           "有问题请在评论区留言，我们下次节目再见。\n")
             path.write_text(path.read_text(encoding="utf-8") + slot("talk", f"at = {at(25)}", "fresh.md"),
                             encoding="utf-8")
             deadline = time.monotonic() + 90

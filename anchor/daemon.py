@@ -254,6 +254,11 @@ class Daemon:
             SCHEDULE_RELOADS.labels(result)
         checked_settings(self.settings)
         await self._refuse_open_folders()
+        inputs = [(self.settings.schedules_dir, "*.toml"), (self.settings.scripts_dir, "**/*.md"),
+                  (self.settings.calendar_dir, "*.toml"),  # a year filed in November changes what airs
+                  (self.settings.lexicon.parent, self.settings.lexicon.name)]  # re-render what it re-reads
+        # The baseline is taken before the first load, so an edit made while the daemon starts is a change.
+        watch = await InputWatch.start(inputs)
         lineup = await self._load_lineup()
         channels = lineup.channels
         for problem in await asyncio.to_thread(readiness_problems, self.settings, channels):
@@ -279,10 +284,6 @@ class Daemon:
         SCHEDULER_TICK.set(time.time())
         systemd.notify("READY=1", f"STATUS={self.status()}")
         log.info("on air: %d channels; %s", len(channels), self.status())
-        inputs = [(self.settings.schedules_dir, "*.toml"), (self.settings.scripts_dir, "**/*.md"),
-                  (self.settings.calendar_dir, "*.toml"),  # a year filed in November changes what airs
-                  (self.settings.lexicon.parent, self.settings.lexicon.name)]  # re-render what it re-reads
-        watch = await InputWatch.start(inputs)
         background = [asyncio.create_task(self._watch(watch)), asyncio.create_task(self._reloads())]
         interval = systemd.watchdog_interval()
         if interval:

@@ -167,7 +167,8 @@ def test_edits_reload_and_a_bad_edit_keeps_the_last_good_schedule(site: tuple[Pr
     project, _ = site
     path = channel(project, slot("kept", f"at = {at(25)}"))
     with Daemon(project) as daemon:
-        daemon.wait_log(r"on air: 1 channels")
+        # Edited while the daemon starts (after its first load, before it is on air): still a change.
+        daemon.wait_log(r"status and live-room webhooks on")
         good = path.read_text(encoding="utf-8")
         path.write_text(good + '[[slot]]\nname = "broken"\ncron = "0 25 * * *"\nscript = "short.md"\n', encoding="utf-8")
         problem = daemon.wait_log(r"channel file not loaded: (\S+):(\d+): .*cron hour 25", timeout=20)

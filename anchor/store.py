@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +19,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import UniqueConstraint, event, inspect, text
+from sqlalchemy import Table, UniqueConstraint, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -151,26 +151,48 @@ class Seal(SQLModel, table=True):
     sealed_at: datetime
 
 
+def table_of(model: type[SQLModel]) -> Table:
+    """The table of a store model (SQLAlchemy Core: for reads and writes that need no row objects)."""
+    return SQLModel.metadata.tables[str(model.__tablename__)]
+
+
 GENESIS = "0" * 64
+_LAST_SEAL = select(Seal.seal).order_by(col(Seal.seq).desc()).limit(1)  # statements built once: sealing is hot
+_ADD_LINK = table_of(Seal).insert()
 SEALED_AIRING_FIELDS = ("id", "channel", "slot", "planned_at", "started_at", "ended_at", "outcome", "script",
                         "script_hash", "engine", "voice", "audio_hash", "aired_as", "degraded", "error",
                         "approval_id", "note")
 SEALED_APPROVAL_FIELDS = ("id", "script", "content_hash", "action", "by", "role", "note", "accepted_hits", "at")
 
 
+# One encoder, made once: the canonical bytes are sorted, compact JSON, non-ASCII kept as written.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def canonical_value(value: object) -> object:
+    """A sealed field's value as the canonical form holds it: a time in UTC to the microsecond, an outcome or
+    action by its value, anything else as it is."""
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat(timespec="microseconds")
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def canonical_of(content: Mapping[str, object]) -> bytes:
+    """The canonical bytes of a row's sealed fields, given as canonical values (what canonical_value makes)."""
+    return _CANONICAL_JSON.encode(content).encode()
+
+
 def canonical(row: Airing | Approval) -> bytes:
     """The sealed content of a row, byte for byte: the fields that say what aired (or was approved), as
     sorted JSON with times in UTC to the microsecond. Bookkeeping (updated_at) is not sealed."""
     fields = SEALED_AIRING_FIELDS if isinstance(row, Airing) else SEALED_APPROVAL_FIELDS
-    content: dict[str, object] = {}
-    for name in fields:
-        value = getattr(row, name)
-        if isinstance(value, datetime):
-            value = as_utc(value).isoformat(timespec="microseconds")
-        elif isinstance(value, Enum):
-            value = value.value
-        content[name] = value
-    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    return canonical_of({name: canonical_value(getattr(row, name)) for name in fields})
+
+
+def digest_of(content: Mapping[str, object]) -> str:
+    return hashlib.sha256(canonical_of(content)).hexdigest()
 
 
 def digest(row: Airing | Approval) -> str:
@@ -335,8 +357,8 @@ class AsRunLog:
         `refused` may tell a conflict that retrying cannot cure (see _refuse_resealing)."""
         for attempt in range(attempts):
             with self._session() as session:
-                result = body(session)
                 try:
+                    result = body(session)  # a link is inserted here: its constraints may refuse it already
                     session.commit()
                 except IntegrityError:
                     session.rollback()
@@ -364,15 +386,17 @@ class AsRunLog:
         return self._transaction(body, refused=lambda: self._refuse_resealing("airing", final))
 
     @staticmethod
-    def _link(session: Session, kind: str, row: Airing | Approval) -> Seal:
-        """Add a Seal for `row` (flushed in `session`) after the chain's last, in the caller's transaction.
-        Sealing a row twice breaks the one-seal-per-row constraint at commit (see _sealed_write)."""
+    def _link(session: Session, kind: str, row: Airing | Approval) -> str:
+        """Link `row` (flushed in `session`) after the chain's last, in the caller's transaction; returns its
+        seal. Sealing a row twice breaks the one-seal-per-row constraint at commit (see _sealed_write)."""
         assert row.id is not None
-        previous = session.exec(select(Seal.seal).order_by(col(Seal.seq).desc()).limit(1)).first() or GENESIS
+        previous = session.execute(_LAST_SEAL).scalar() or GENESIS
         row_digest = digest(row)
-        sealed = Seal(kind=kind, row_id=row.id, digest=row_digest, previous=previous,
-                      seal=link(previous, row_digest), sealed_at=datetime.now(UTC))
-        session.add(sealed)
+        sealed = link(previous, row_digest)
+        # A plain INSERT, not an ORM object: a link is never read back in this session, and building one and
+        # flushing it through the unit of work cost more than the rest of sealing.
+        session.execute(_ADD_LINK, {"kind": kind, "row_id": row.id, "digest": row_digest, "previous": previous,
+                                    "seal": sealed, "sealed_at": datetime.now(UTC)})
         return sealed
 
     def _refuse_resealing(self, kind: str, rows: list[Airing] | list[Approval]) -> None:
@@ -487,10 +511,10 @@ class AsRunLog:
                 query = query.where(Airing.planned_at >= since)
             return list(session.exec(query.order_by(col(Airing.planned_at), col(Airing.channel)).limit(limit)))
 
-    def seal(self, kind: str, row_id: int) -> Seal:
-        """Add a stored row to the chain (idempotent: a sealed row keeps its link)."""
-        def body(session: Session) -> Seal:
-            existing = session.exec(select(Seal).where(Seal.kind == kind, Seal.row_id == row_id)).first()
+    def seal(self, kind: str, row_id: int) -> str:
+        """Add a stored row to the chain (idempotent: a sealed row keeps its link); returns its seal."""
+        def body(session: Session) -> str:
+            existing = session.exec(select(Seal.seal).where(Seal.kind == kind, Seal.row_id == row_id)).first()
             if existing is not None:
                 return existing
             row = session.get(Airing, row_id) if kind == "airing" else session.get(Approval, row_id)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from sqlalchemy import delete, insert, text
 
-from anchor.audit.verify import reader, table_of, verify_chain
+from anchor.audit.verify import reader, verify_chain
 from anchor.content.screening import Screen
 from anchor.store import (
     GENESIS,
@@ -42,6 +42,7 @@ from anchor.store import (
     link,
     open_engine,
     open_store,
+    table_of,
 )
 
 REPO = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -186,6 +186,34 @@ def test_verify_in_worker_processes_finds_the_same(project: Project, monkeypatch
     assert apart.rows == alone.rows == {"airing": 9, "approval": 2} and apart.links == alone.links == 12
     assert [p.message() for p in apart.problems] == [p.message() for p in alone.problems]
     assert [(p.what, p.slot) for p in apart.problems] == [("edited", "extra4")]
+
+
+def test_verify_reads_each_stored_time_as_the_seal_wrote_it(project: Project, database: str) -> None:
+    """verify reads SQLite's time text without parsing it: every way a time can be written (no microseconds,
+    their last digit, another offset, none at all, text that is no time) digests as the sealed row does."""
+    from anchor.audit.verify import reader
+
+    log = open_store(database)
+    shanghai = timezone(timedelta(hours=8))
+    times = [DECEMBER, DECEMBER.replace(microsecond=999_999), datetime(2027, 1, 1, 7, 59, 59, 1, tzinfo=shanghai),
+             datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC)]
+    for n, started in enumerate(times):
+        row = Airing(channel="t", slot=f"s{n}", planned_at=DECEMBER + timedelta(hours=n), outcome=Outcome.ON_AIR,
+                     script="health/a.md")
+        assert log.claim(row)
+        log.finish(row, {"outcome": Outcome.AIRED, "started_at": started, "ended_at": None if n == 3 else started})
+    with log.engine.connect() as connection:
+        found = {r.id: r for r in reader("airing", connection.dialect).contents(connection)}
+    sealed = {r.id: r for r in log.history()}
+    assert found.keys() == sealed.keys() and len(found) == len(times)
+    for row_id, row in sealed.items():
+        assert found[row_id].final and store.digest_of(found[row_id].fields) == store.digest(row)
+    assert found[sealed[min(sealed)].id or 0].fields["started_at"] == "2026-12-04T02:00:00.000000+00:00"
+    if database.startswith("sqlite"):  # text that has a time's shape but is none is still read, never an error
+        _sql(database, "UPDATE airing SET ended_at = '2026-13-45 99:00:00.000000' WHERE slot = 's0'")
+        with log.engine.connect() as connection:
+            (first, *_) = reader("airing", connection.dialect).contents(connection)
+        assert store.digest_of(first.fields) != store.digest(sealed[first.id])
 
 
 # -- export and its offline verification ---------------------------------------------------------------------

@@ -35,9 +35,9 @@ import sqlalchemy as sa
 
 from anchor.audit import AuditError
 from anchor.audit.evidence import Evidence, evidence_name
-from anchor.audit.verify import KINDS, MODELS, SEALED_FIELDS, Kind, is_final, reader, row_object, table_of
+from anchor.audit.verify import KINDS, MODELS, SEALED_FIELDS, Kind, is_final, reader, row_object
 from anchor.credentials import credential_file_name, env_name, find_secret
-from anchor.store import GENESIS, Airing, Approval, Outcome, Seal, canonical, digest, link, open_engine
+from anchor.store import GENESIS, Airing, Approval, Outcome, Seal, canonical, digest, link, open_engine, table_of
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey

@@ -123,8 +123,8 @@ def gather(url: str, year: int, month: int, zones: Mapping[str, tzinfo], channel
            now: datetime | None = None) -> MonthReport:
     """The month's figures per channel (each in its own clock; a channel with no channel file in UTC)."""
     from anchor import store
-    from anchor.audit.verify import reader, table_of
-    from anchor.store import Airing, Approval, open_engine
+    from anchor.audit.verify import reader
+    from anchor.store import Airing, Approval, open_engine, table_of
 
     airing, approval = table_of(Airing), table_of(Approval)
     # Per-airing audience totals, where this store keeps them (columns of the airing row, not sealed).

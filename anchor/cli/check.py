@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -130,6 +129,8 @@ def check() -> None:
         except InputError as exc:
             problems.extend(exc.problems)
     if engines_usable and scripts:
+        import asyncio
+
         problems.extend(asyncio.run(_speech_problems(settings, scripts)))
     channel_count = 0
     channels: list[Channel] = []

@@ -44,6 +44,7 @@ class Failed(Exception):
 class Options:
     config: Path = DEFAULT_CONFIG
     verbose: bool = False
+    lasting: bool = False  # the daemon: it stops the interpreter's usual way (see anchor.cli.main)
 
 
 _consoles: dict[str, Console] = {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -65,6 +64,8 @@ def _each_obs(app_settings: Settings, targets: dict[str, list[Channel]],
             return exc
         finally:
             await output.close()
+
+    import asyncio
 
     async def every() -> dict[str, T | Exception]:
         names = list(targets)

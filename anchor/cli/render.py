@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -91,6 +90,8 @@ def render(
     rows: list[tuple[Program, Path]] = []
     failures: list[str] = []
 
+    import asyncio
+
     async def run_all(progress: Progress | None) -> None:
         task = progress.add_task("rendering", total=len(targets)) if progress else None
         for target in targets:
@@ -140,6 +141,8 @@ def voices(
     language: Annotated[str | None, typer.Option(help="Only voices whose language starts with this, e.g. zh.")] = None,
 ) -> None:
     """List the voices each engine offers."""
+    import asyncio
+
     from rich.table import Table
 
     from anchor.speech.engines import EngineError, UnknownEngine, engine_type

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
 import tempfile
@@ -22,6 +21,8 @@ PLAYER = ["ffplay", "-nodisp", "-autoexit", "-loglevel", "error"]
 
 def _speak(app_settings: Settings, text: str, language: str, engine: str | None, voice: str | None) -> Program:
     """Render TEXT as a one-paragraph script would air: same front end, engines, loudness and cache."""
+    import asyncio
+
     from anchor.cli.render import _chain
     from anchor.content import load_script
     from anchor.program import RenderError, render_program

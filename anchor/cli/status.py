@@ -4,8 +4,6 @@ room's and output's state — asked over its loopback HTTP port."""
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -28,6 +26,9 @@ def status() -> None:
     daemon = app_settings.daemon
     note = app_settings.data_dir / "daemon.json"
     address = _address(daemon.http_host, daemon.http_port, note.read_text(encoding="utf-8") if note.exists() else None)
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(f"http://{address}/status", timeout=ASK_TIMEOUT) as answer:
             state = json.loads(answer.read())

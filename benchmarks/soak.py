@@ -30,7 +30,8 @@ made ready airs, a broken file airs its last good version.
 Targets: one row per planned instant and none unplanned; every must-air instant aired; each row's script
 is the planned one and its text a good version; every file in data/aired/ has an aired/late row (and each
 file-channel aired row its file), no part files left; no airing started twice; RSS growth <= 5 MB; no
-descriptor growth; the daemon never exits on its own and stops cleanly.
+descriptor growth; `anchor audit verify` finds the seal chain intact (every final row sealed, through every
+kill and the full disk); the daemon never exits on its own and stops cleanly.
 """
 
 from __future__ import annotations
@@ -649,7 +650,12 @@ class Soak:
         else:
             results.append((False, "RSS/descriptors: no samples (the last incarnation was too short or gone)"))
 
-        # 7. the daemon itself.
+        # 7. the seal chain: every final row sealed, no link broken, through every kill and the full disk.
+        verified = self.anchor("audit", "verify", "--all")
+        results.append((verified.returncode == 0, "`anchor audit verify`: " + (
+            verified.stdout.strip() or verified.stderr.strip()).splitlines()[0][:300]))
+
+        # 8. the daemon itself.
         stopped = self.daemon.ended if self.daemon else "never started"
         results.append((not self.unexpected and stopped == "stopped 0",
                         f"the daemon never exited on its own ({len(self.unexpected)} times) and stopped cleanly "

@@ -388,7 +388,7 @@ class AsRunLog:
     @staticmethod
     def _link(session: Session, kind: str, row: Airing | Approval) -> str:
         """Link `row` (flushed in `session`) after the chain's last, in the caller's transaction; returns its
-        seal. Sealing a row twice breaks the one-seal-per-row constraint at commit (see _sealed_write)."""
+        seal. Sealing a row twice breaks the one-seal-per-row constraint at the insert (see _sealed_write)."""
         assert row.id is not None
         previous = session.execute(_LAST_SEAL).scalar() or GENESIS
         row_digest = digest(row)
@@ -400,7 +400,7 @@ class AsRunLog:
         return sealed
 
     def _refuse_resealing(self, kind: str, rows: list[Airing] | list[Approval]) -> None:
-        """After a refused commit: a row of `rows` already sealed means its content may no longer change."""
+        """After a refused link: a row of `rows` already sealed means its content may no longer change."""
         ids = [row.id for row in rows if row.id is not None]
         with self._session() as session:
             taken = session.exec(select(Seal.row_id).where(Seal.kind == kind, col(Seal.row_id).in_(ids))).first()

@@ -35,7 +35,8 @@ import sqlalchemy as sa
 
 from anchor.audit import AuditError
 from anchor.audit.evidence import Evidence, evidence_name
-from anchor.audit.verify import KINDS, MODELS, SEALED_FIELDS, Kind, is_final, reader, row_object
+from anchor.audit.verify import KINDS, MODELS, SEALED_FIELDS, Kind, is_final, reader, row_object, streamed
+from anchor.clock import as_utc
 from anchor.credentials import credential_file_name, env_name, find_secret
 from anchor.store import GENESIS, Airing, Approval, Outcome, Seal, canonical, digest, link, open_engine, table_of
 
@@ -288,8 +289,7 @@ def _links(connection: Any, seal: Any, first_seq: int, wanted: dict[tuple[str, i
     expected: str | None = None
     found = 0
     advice = "run `anchor audit verify`; the export is refused until the log is restored"
-    for seq, kind, row_id, row_digest, previous, sealed, sealed_at in connection.execution_options(
-            stream_results=True, yield_per=5000).execute(query):
+    for seq, kind, row_id, row_digest, previous, sealed, sealed_at in streamed(connection, query):
         if (expected is not None and previous != expected) or link(previous, row_digest) != sealed:
             raise AuditError(f"the seal chain is broken at seq {seq}: {advice}")
         mine = wanted.get((kind, row_id))
@@ -297,7 +297,7 @@ def _links(connection: Any, seal: Any, first_seq: int, wanted: dict[tuple[str, i
             if mine != row_digest:
                 raise AuditError(f"{kind} {row_id} no longer matches its seal (seq {seq}): {advice}")
             found += 1
-        stamp = sealed_at if sealed_at.tzinfo else sealed_at.replace(tzinfo=UTC)
+        stamp = as_utc(sealed_at)
         links.append([seq, kind, row_id, row_digest, previous, sealed, _utc_text(stamp)])
         expected = sealed
     if found != len(wanted):

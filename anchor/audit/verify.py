@@ -141,17 +141,22 @@ class _Reader:
                 canonical.append(None)
         return cls(kind, columns, convert, canonical)
 
-    def rows(self, connection: Connection, where: Sequence[Any] = ()) -> Iterator[Airing | Approval]:
-        """The rows matching `where`, in id order, streamed."""
+    def _values(self, connection: Connection, where: Sequence[Any],
+                converts: list[Callable[[Any], Any] | None]) -> Iterator[tuple[Sequence[Any], list[Any]]]:
+        """Each row matching `where`, in id order, streamed: as read, and its values given `converts`."""
         table = table_of(MODELS[self.kind])
-        query = sa.select(*self.columns).where(*where).order_by(table.c.id)
-        names = SEALED_FIELDS[self.kind]
-        converted = [(index, convert) for index, convert in enumerate(self.convert) if convert is not None]
-        new_instance = _new_instance(self.kind)
-        for raw in connection.execution_options(stream_results=True, yield_per=BATCH).execute(query):
+        converted = [(index, convert) for index, convert in enumerate(converts) if convert is not None]
+        for raw in streamed(connection, sa.select(*self.columns).where(*where).order_by(table.c.id)):
             values = list(raw)
             for index, convert in converted:
                 values[index] = convert(values[index])
+            yield raw, values
+
+    def rows(self, connection: Connection, where: Sequence[Any] = ()) -> Iterator[Airing | Approval]:
+        """The rows matching `where`, in id order, streamed."""
+        names = SEALED_FIELDS[self.kind]
+        new_instance = _new_instance(self.kind)
+        for _, values in self._values(connection, where, self.convert):
             row = new_instance()
             row.__dict__.update(zip(names, values, strict=True))
             yield row
@@ -160,20 +165,19 @@ class _Reader:
         """The rows matching `where`, in id order, streamed, as their sealed fields in canonical values: what
         verify digests, without building a row object per row (that and reading its instrumented attributes
         back cost more than the digest)."""
-        table = table_of(MODELS[self.kind])
-        query = sa.select(*self.columns).where(*where).order_by(table.c.id)
         names = SEALED_FIELDS[self.kind]
-        converted = [(index, convert) for index, convert in enumerate(self.canonical) if convert is not None]
         outcome = names.index("outcome") if "outcome" in names else None
         on_air = Outcome.ON_AIR.name  # as stored: an Enum column holds the member's name
-        result = connection.execution_options(stream_results=True, yield_per=BATCH).execute(query)
-        for batch in result.partitions():  # a batch at a time: a fraction of the cost of a row at a time
-            for raw in batch:
-                values = list(raw)
-                final = outcome is None or values[outcome] != on_air
-                for index, convert in converted:
-                    values[index] = convert(values[index])
-                yield Content(values[0], dict(zip(names, values, strict=True)), final)
+        for raw, values in self._values(connection, where, self.canonical):
+            final = outcome is None or raw[outcome] != on_air
+            yield Content(values[0], dict(zip(names, values, strict=True)), final)
+
+
+def streamed(connection: Connection, query: Any) -> Iterator[Any]:
+    """The rows of `query`, fetched BATCH at a time (a server-side cursor on PostgreSQL) and handed on a batch
+    at a time: a fraction of the cost of SQLAlchemy's row-at-a-time iteration."""
+    for batch in connection.execution_options(stream_results=True, yield_per=BATCH).execute(query).partitions():
+        yield from batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +187,6 @@ class Content:
     id: int
     fields: dict[str, Any]  # the sealed fields, as anchor.store.canonical_value gives them
     final: bool  # an approval, or an airing no longer on air: expected to be sealed
-
-
 
 
 def is_final(row: Airing | Approval) -> bool:
@@ -274,8 +276,7 @@ def walk_links(connection: Connection, report: ChainReport) -> None:
     query = sa.select(seal.c.seq, seal.c.kind, seal.c.row_id, seal.c.digest, seal.c.previous,
                       seal.c.seal).order_by(seal.c.seq)
     expected, before = GENESIS, None
-    batches = connection.execution_options(stream_results=True, yield_per=BATCH).execute(query).partitions()
-    for seq, kind, row_id, row_digest, previous, sealed in (found for batch in batches for found in batch):
+    for seq, kind, row_id, row_digest, previous, sealed in streamed(connection, query):
         report.links += 1
         if previous != expected:
             after = f"the seal of seq {before}" if before is not None else "the chain's start (GENESIS)"
@@ -327,9 +328,8 @@ def check_rows(connection: Connection, kind: Kind, low: int | None = None, high:
     if high is not None:
         row_where.append(table.c.id <= high)
         seal_where.append(seal.c.row_id <= high)
-    links = connection.execution_options(stream_results=True, yield_per=BATCH).execute(
-        sa.select(seal.c.row_id, seal.c.seq, seal.c.digest).where(*seal_where).order_by(seal.c.row_id))
-    pending = (found for batch in links.partitions() for found in batch)
+    pending = streamed(connection, sa.select(seal.c.row_id, seal.c.seq, seal.c.digest).where(*seal_where)
+                        .order_by(seal.c.row_id))
     part = _Part()
     sealed = next(pending, None)
     for row in reader(kind, connection.dialect).contents(connection, row_where):

@@ -48,15 +48,14 @@ app.add_typer(audit.audit_app, name="audit")
 
 
 def main() -> None:
+    code: object = 0
     try:
         _command()
     except SystemExit as exc:
-        if Options.lasting:
-            raise
-        _leave(exc.code)
-    if Options.lasting:
-        return
-    _leave(0)
+        code = exc.code
+    if Options.lasting:  # the daemon: it stops the interpreter's usual way
+        raise SystemExit(code)
+    _leave(code)
 
 
 def _leave(code: object) -> NoReturn:

@@ -98,6 +98,8 @@ def _approval_outlook(settings: Settings, channels: list[Channel]) -> list[Probl
 
 def check() -> None:
     """Validate anchor.toml, every channel and every script; list every problem with file:line. Exit 2 if any."""
+    import asyncio
+
     from anchor.config import default_settings, load_settings
     from anchor.content import find_scripts, load_script
     from anchor.preflight import (
@@ -129,8 +131,6 @@ def check() -> None:
         except InputError as exc:
             problems.extend(exc.problems)
     if engines_usable and scripts:
-        import asyncio
-
         problems.extend(asyncio.run(_speech_problems(settings, scripts)))
     channel_count = 0
     channels: list[Channel] = []

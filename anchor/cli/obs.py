@@ -45,6 +45,8 @@ def _targets(app_settings: Settings, channel: str | None) -> dict[str, list[Chan
 def _each_obs(app_settings: Settings, targets: dict[str, list[Channel]],
               work: Callable[[ObsOutput, list[Channel]], Awaitable[T]]) -> dict[str, T | Exception]:
     """`await work(output, channels)` for every OBS at once, bounded; name → its result or its error."""
+    import asyncio
+
     from anchor.config import OutputRef
     from anchor.outputs import OutputError
     from anchor.outputs.obs import ObsOutput
@@ -64,8 +66,6 @@ def _each_obs(app_settings: Settings, targets: dict[str, list[Channel]],
             return exc
         finally:
             await output.close()
-
-    import asyncio
 
     async def every() -> dict[str, T | Exception]:
         names = list(targets)

@@ -73,6 +73,8 @@ def render(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write program.wav/.srt/.vtt/.json.")] = None,
 ) -> None:
     """Render scripts into Programs: normalized speech audio plus subtitles."""
+    import asyncio
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
@@ -89,8 +91,6 @@ def render(
     cache = ProgramCache(app_settings.cache_dir, app_settings.cache.max_size_mb * 1024 * 1024)
     rows: list[tuple[Program, Path]] = []
     failures: list[str] = []
-
-    import asyncio
 
     async def run_all(progress: Progress | None) -> None:
         task = progress.add_task("rendering", total=len(targets)) if progress else None

@@ -22,13 +22,13 @@ def _address(host: str, port: int, data_dir_note: str | None) -> str:
 
 def status() -> None:
     """What the running daemon has on air now and next, and how its live rooms and outputs are."""
+    import urllib.error
+    import urllib.request
+
     app_settings = settings()
     daemon = app_settings.daemon
     note = app_settings.data_dir / "daemon.json"
     address = _address(daemon.http_host, daemon.http_port, note.read_text(encoding="utf-8") if note.exists() else None)
-    import urllib.error
-    import urllib.request
-
     try:
         with urllib.request.urlopen(f"http://{address}/status", timeout=ASK_TIMEOUT) as answer:
             state = json.loads(answer.read())

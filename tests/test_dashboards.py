@@ -54,6 +54,7 @@ HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 TOOL_TIMEOUT = 60
 SCRAPE_INTERVAL_S = 1
+PANEL_DATA_TIMEOUT_S = 30
 CHANNEL = "hospital"
 
 
@@ -507,8 +508,18 @@ def check_panels_against(target_url: str, workdir: Path, channel: str = CHANNEL,
                 return f"{query.where}: only NaN/Inf\n    {query.expr}"
             return None
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            broken = [problem for problem in pool.map(ask, queries) if problem]
+        # A subquery's steps fall on multiples of its step (5 s), so a Prometheus a few seconds old may not yet
+        # have a step with two samples in a rate window: re-ask a panel without data until a deadline.
+        deadline = time.monotonic() + PANEL_DATA_TIMEOUT_S
+        waiting = queries
+        while True:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                answers = list(pool.map(ask, waiting))
+            broken = [problem for problem in answers if problem]
+            if not broken or time.monotonic() > deadline:
+                break
+            waiting = [query for query, problem in zip(waiting, answers) if problem]
+            time.sleep(SCRAPE_INTERVAL_S)
         assert not broken, "broken panels:\n" + "\n".join(broken)
 
         rules = get_json(f"{prometheus_url}/api/v1/rules")["data"]["groups"]

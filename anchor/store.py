@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import Table, UniqueConstraint, event, inspect, text
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -157,8 +158,10 @@ def table_of(model: type[SQLModel]) -> Table:
 
 
 GENESIS = "0" * 64
-_LAST_SEAL = select(Seal.seal).order_by(col(Seal.seq).desc()).limit(1)  # statements built once: sealing is hot
+# Statements built once, in SQLAlchemy Core: sealing is hot.
+_LAST_SEAL = sa_select(table_of(Seal).c.seal).order_by(table_of(Seal).c.seq.desc()).limit(1)
 _ADD_LINK = table_of(Seal).insert()
+_CHAIN_END = "anchor.chain_end"  # Session.info key: the chain's end, read with a row about to be sealed
 SEALED_AIRING_FIELDS = ("id", "channel", "slot", "planned_at", "started_at", "ended_at", "outcome", "script",
                         "script_hash", "engine", "voice", "audio_hash", "aired_as", "degraded", "error",
                         "approval_id", "note")
@@ -390,13 +393,16 @@ class AsRunLog:
         """Link `row` (flushed in `session`) after the chain's last, in the caller's transaction; returns its
         seal. Sealing a row twice breaks the one-seal-per-row constraint at the insert (see _sealed_write)."""
         assert row.id is not None
-        previous = session.execute(_LAST_SEAL).scalar() or GENESIS
+        # Core statements on the session's connection, not ORM ones through the session: a link is never read
+        # back as an object, and the ORM's execution and unit of work cost more than the rest of sealing.
+        connection = session.connection()
+        # The chain's end as _stored read it with the row, saving a round trip; an end that moved since is
+        # refused by the one-link-after-each-seal constraint and the transaction starts again.
+        previous = session.info.pop(_CHAIN_END, None) or connection.execute(_LAST_SEAL).scalar() or GENESIS
         row_digest = digest(row)
         sealed = link(previous, row_digest)
-        # A plain INSERT, not an ORM object: a link is never read back in this session, and building one and
-        # flushing it through the unit of work cost more than the rest of sealing.
-        session.execute(_ADD_LINK, {"kind": kind, "row_id": row.id, "digest": row_digest, "previous": previous,
-                                    "seal": sealed, "sealed_at": datetime.now(UTC)})
+        connection.execute(_ADD_LINK, {"kind": kind, "row_id": row.id, "digest": row_digest, "previous": previous,
+                                       "seal": sealed, "sealed_at": datetime.now(UTC)})
         return sealed
 
     def _refuse_resealing(self, kind: str, rows: list[Airing] | list[Approval]) -> None:
@@ -474,8 +480,13 @@ class AsRunLog:
 
     @staticmethod
     def _stored(session: Session, row: Airing) -> Airing | None:
-        return session.exec(select(Airing).where(Airing.channel == row.channel, Airing.slot == row.slot,
-                                                 Airing.planned_at == row.planned_at)).first()
+        """The stored row of `row`'s planned airing, read with the chain's end for _link."""
+        found = session.exec(select(Airing, _LAST_SEAL.scalar_subquery()).where(
+            Airing.channel == row.channel, Airing.slot == row.slot, Airing.planned_at == row.planned_at)).first()
+        if found is None:
+            return None
+        stored, session.info[_CHAIN_END] = found
+        return stored
 
     def recover(self, now: datetime, last_alive: datetime | None) -> list[Airing]:
         """After a crash, rows still `on-air` and last written before `now` (this process's start): each

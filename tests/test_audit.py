@@ -189,8 +189,9 @@ def test_verify_in_worker_processes_finds_the_same(project: Project, monkeypatch
 
 
 def test_verify_reads_each_stored_time_as_the_seal_wrote_it(project: Project, database: str) -> None:
-    """verify reads SQLite's time text without parsing it: every way a time can be written (no microseconds,
-    their last digit, another offset, none at all, text that is no time) digests as the sealed row does."""
+    """verify reads SQLite's time text without parsing it, and PostgreSQL's as the server writes it in the
+    canonical form: every way a time can be written (no microseconds, their last digit, another offset, none at
+    all, text that is no time, a time Python cannot hold) digests as the sealed row does, or fails to match."""
     from anchor.audit.verify import reader
 
     log = open_store(database)
@@ -209,11 +210,13 @@ def test_verify_reads_each_stored_time_as_the_seal_wrote_it(project: Project, da
     for row_id, row in sealed.items():
         assert found[row_id].final and store.digest_of(found[row_id].fields) == store.digest(row)
     assert found[min(sealed)].fields["started_at"] == "2026-12-04T02:00:00.000000+00:00"
-    if database.startswith("sqlite"):  # text that has a time's shape but is none is still read, never an error
-        _sql(database, "UPDATE airing SET ended_at = '2026-13-45 99:00:00.000000' WHERE slot = 's0'")
-        with log.engine.connect() as connection:
-            (first, *_) = reader("airing", connection.dialect).contents(connection)
-        assert store.digest_of(first.fields) != store.digest(sealed[first.id])
+    # Still read, never an error: SQLite text with a time's shape that is no time; a PostgreSQL time Python
+    # cannot hold.
+    odd = "'2026-13-45 99:00:00.000000'" if database.startswith("sqlite") else "'infinity'"
+    _sql(database, f"UPDATE airing SET ended_at = {odd} WHERE slot = 's0'")
+    with log.engine.connect() as connection:
+        (first, *_) = reader("airing", connection.dialect).contents(connection)
+    assert store.digest_of(first.fields) != store.digest(sealed[first.id])
 
 
 # -- export and its offline verification ---------------------------------------------------------------------

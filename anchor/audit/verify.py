@@ -95,6 +95,10 @@ def _sqlite_canonical_time(result_value: Callable[[Any, Any], Any], dialect: Any
     return convert
 
 
+# anchor.store.canonical_value of a time, as PostgreSQL's to_char writes a UTC timestamp.
+_POSTGRES_CANONICAL_TIME = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
+
+
 def _enum(members: Mapping[str, Any]) -> Callable[[Any], Any]:
     # SQLAlchemy stores an Enum by member name; a value it does not know is kept as written (never an error).
     return lambda raw: members.get(raw, raw) if isinstance(raw, str) else raw
@@ -108,6 +112,7 @@ class _Reader:
     kind: Kind
     columns: list[Any]
     convert: list[Callable[[Any], Any] | None]  # to the value the ORM would give
+    canonical_columns: list[Any]
     canonical: list[Callable[[Any], Any] | None]  # to anchor.store.canonical_value of that value
 
     @classmethod
@@ -115,38 +120,48 @@ class _Reader:
         table = table_of(MODELS[kind])
         columns: list[Any] = []
         convert: list[Callable[[Any], Any] | None] = []
+        canonical_columns: list[Any] = []
         canonical: list[Callable[[Any], Any] | None] = []
         for name in SEALED_FIELDS[kind]:
             column = table.c[name]
             kind_of = column.type
+            is_time = isinstance(kind_of, sa.DateTime) or isinstance(getattr(kind_of, "impl_instance", None),
+                                                                       sa.DateTime)
             if isinstance(kind_of, sa.Enum) and kind_of.enum_class is not None:
                 columns.append(sa.type_coerce(column, sa.String).label(name))
                 members = kind_of.enum_class.__members__
                 convert.append(_enum(members))
+                canonical_columns.append(columns[-1])
                 canonical.append(_enum({name: canonical_value(member) for name, member in members.items()}))
-            elif dialect.name == "sqlite" and isinstance(kind_of, sa.TypeDecorator) and isinstance(
-                    kind_of.impl_instance, sa.DateTime):
+            elif dialect.name == "sqlite" and is_time and isinstance(kind_of, sa.TypeDecorator):
                 # SQLite keeps times as text: parsed here (fromisoformat, in C) then given the type's own
                 # result conversion (naive → UTC), instead of SQLAlchemy's regex, which costs a third of a read.
                 columns.append(sa.type_coerce(column, sa.String).label(name))
                 convert.append(_sqlite_datetime(kind_of.process_result_value, dialect))
+                canonical_columns.append(columns[-1])
                 canonical.append(_sqlite_canonical_time(kind_of.process_result_value, dialect))
-            elif isinstance(kind_of, sa.DateTime) or isinstance(getattr(kind_of, "impl_instance", None), sa.DateTime):
+            elif dialect.name == "postgresql" and is_time:
                 columns.append(column)
                 convert.append(None)
-                canonical.append(canonical_value)
+                # The canonical text made by the server (tested against canonical_value): parsing each time
+                # into a datetime and printing it again cost a third of verifying a row. A time Python cannot
+                # hold (infinity) becomes no text, so its digest cannot match and the row is named.
+                canonical_columns.append(sa.func.to_char(sa.func.timezone("UTC", column),
+                                                         _POSTGRES_CANONICAL_TIME).label(name))
+                canonical.append(None)
             else:
                 columns.append(column)
                 convert.append(None)
-                canonical.append(None)
-        return cls(kind, columns, convert, canonical)
+                canonical_columns.append(column)
+                canonical.append(canonical_value if is_time else None)
+        return cls(kind, columns, convert, canonical_columns, canonical)
 
-    def _values(self, connection: Connection, where: Sequence[Any],
+    def _values(self, connection: Connection, where: Sequence[Any], columns: list[Any],
                 converts: list[Callable[[Any], Any] | None]) -> Iterator[tuple[Sequence[Any], list[Any]]]:
-        """Each row matching `where`, in id order, streamed: as read, and its values given `converts`."""
+        """Each row matching `where`, in id order, streamed: `columns` as read, and given `converts`."""
         table = table_of(MODELS[self.kind])
         converted = [(index, convert) for index, convert in enumerate(converts) if convert is not None]
-        for raw in streamed(connection, sa.select(*self.columns).where(*where).order_by(table.c.id)):
+        for raw in streamed(connection, sa.select(*columns).where(*where).order_by(table.c.id)):
             values = list(raw)
             for index, convert in converted:
                 values[index] = convert(values[index])
@@ -156,7 +171,7 @@ class _Reader:
         """The rows matching `where`, in id order, streamed."""
         names = SEALED_FIELDS[self.kind]
         new_instance = _new_instance(self.kind)
-        for _, values in self._values(connection, where, self.convert):
+        for _, values in self._values(connection, where, self.columns, self.convert):
             row = new_instance()
             row.__dict__.update(zip(names, values, strict=True))
             yield row
@@ -168,7 +183,7 @@ class _Reader:
         names = SEALED_FIELDS[self.kind]
         outcome = names.index("outcome") if "outcome" in names else None
         on_air = Outcome.ON_AIR.name  # as stored: an Enum column holds the member's name
-        for raw, values in self._values(connection, where, self.canonical):
+        for raw, values in self._values(connection, where, self.canonical_columns, self.canonical):
             final = outcome is None or raw[outcome] != on_air
             yield Content(values[0], dict(zip(names, values, strict=True)), final)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -48,6 +49,39 @@ def test_one_row_per_planned_airing_on_postgres(postgres: str) -> None:
     assert log.claim(mine)
     assert log.recover(now=datetime.now(timezone.utc) - timedelta(minutes=1), last_alive=None) == []
     assert [r.outcome for r in log.history()][-1] == Outcome.ON_AIR
+
+
+def test_two_writers_sealing_at_once_keep_one_chain(postgres: str) -> None:
+    """A main and a backup PC sealing into one PostgreSQL at the same moment: the second to take the chain's
+    end is refused by the database and starts again, so every final row is sealed once, in one chain."""
+    from anchor.audit.verify import verify_chain
+
+    planned = datetime(2026, 12, 4, 2, tzinfo=timezone.utc)
+    each, failures = 25, list[Exception]()
+    start = threading.Barrier(2)
+
+    def seal_airings(channel_id: str) -> None:
+        log = AsRunLog(open_engine(postgres))
+        try:
+            start.wait(timeout=30)
+            for n in range(each):
+                row = Airing(channel=channel_id, slot="s", planned_at=planned + timedelta(minutes=n),
+                             outcome=Outcome.ON_AIR, script="a.md")
+                assert log.claim(row)
+                log.finish(row, {"outcome": Outcome.AIRED, "started_at": row.planned_at, "ended_at": row.planned_at})
+        except Exception as exc:  # handed to the test's thread
+            failures.append(exc)
+        finally:
+            log.engine.dispose()
+
+    writers = [threading.Thread(target=seal_airings, args=(name,)) for name in ("main", "backup")]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+    assert not any(writer.is_alive() for writer in writers) and not failures, failures
+    report = verify_chain(postgres, workers=1)
+    assert report.intact and report.links == 2 * each and report.rows["airing"] == 2 * each, report.problems
 
 
 def test_daemon_logs_to_postgres_and_history_reads_it(project: Project, postgres: str) -> None:

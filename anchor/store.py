@@ -356,8 +356,9 @@ class AsRunLog:
     def _transaction(self, body: Callable[[Session], _T], attempts: int = 5,
                      refused: Callable[[], None] | None = None) -> _T:
         """Run `body` and commit; from the start again when another writer took the chain's end first (a
-        unique constraint on the link refuses the second; PostgreSQL only: SQLite has one writer at a time).
-        `refused` may tell a conflict that retrying cannot cure (see _refuse_resealing)."""
+        unique constraint on the link refuses the second: on PostgreSQL, or on SQLite when the end was read
+        before the write lock was taken, as _stored reads it). `refused` may tell a conflict that retrying
+        cannot cure (see _refuse_resealing)."""
         for attempt in range(attempts):
             with self._session() as session:
                 try:

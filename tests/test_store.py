@@ -1,4 +1,4 @@
-"""The as-run log on real PostgreSQL: the daemon writes to it, `anchor history` reads it, rows stay unique."""
+"""The as-run log on real PostgreSQL (and SQLite where two writers share it): the daemon writes to it, `anchor history` reads it, rows stay unique."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import csv
 import io
 import threading
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -51,9 +52,19 @@ def test_one_row_per_planned_airing_on_postgres(postgres: str) -> None:
     assert [r.outcome for r in log.history()][-1] == Outcome.ON_AIR
 
 
-def test_two_writers_sealing_at_once_keep_one_chain(postgres: str) -> None:
-    """A main and a backup PC sealing into one PostgreSQL at the same moment: the second to take the chain's
-    end is refused by the database and starts again, so every final row is sealed once, in one chain."""
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_log(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an as-run log two writers share."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres")
+        return url
+    return f"sqlite:///{tmp_path / 'anchor.db'}"
+
+
+def test_two_writers_sealing_at_once_keep_one_chain(shared_log: str) -> None:
+    """Two writers sealing at the same moment (a main and a backup PC on one PostgreSQL; two processes on one
+    SQLite file): the second to take the chain's end is refused by the database and starts again, so every
+    final row is sealed once, in one chain."""
     from anchor.audit.verify import verify_chain
 
     planned = datetime(2026, 12, 4, 2, tzinfo=timezone.utc)
@@ -61,7 +72,7 @@ def test_two_writers_sealing_at_once_keep_one_chain(postgres: str) -> None:
     start = threading.Barrier(2)
 
     def seal_airings(channel_id: str) -> None:
-        log = AsRunLog(open_engine(postgres))
+        log = AsRunLog(open_engine(shared_log))
         try:
             start.wait(timeout=30)
             for n in range(each):
@@ -80,7 +91,7 @@ def test_two_writers_sealing_at_once_keep_one_chain(postgres: str) -> None:
     for writer in writers:
         writer.join(timeout=120)
     assert not any(writer.is_alive() for writer in writers) and not failures, failures
-    report = verify_chain(postgres, workers=1)
+    report = verify_chain(shared_log, workers=1)
     assert report.intact and report.links == 2 * each and report.rows["airing"] == 2 * each, report.problems
 
 

@@ -1,4 +1,5 @@
-"""The as-run log on real PostgreSQL (and SQLite where two writers share it): the daemon writes to it, `anchor history` reads it, rows stay unique."""
+"""The as-run log on real PostgreSQL (and SQLite where two writers share it): the daemon writes to it,
+`anchor history` reads it, rows stay unique, two writers keep one seal chain."""
 
 from __future__ import annotations
 

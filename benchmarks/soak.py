@@ -652,8 +652,8 @@ class Soak:
 
         # 7. the seal chain: every final row sealed, no link broken, through every kill and the full disk.
         verified = self.anchor("audit", "verify", "--all")
-        results.append((verified.returncode == 0, "`anchor audit verify`: " + (
-            verified.stdout.strip() or verified.stderr.strip()).splitlines()[0][:300]))
+        said = (verified.stdout.strip() or verified.stderr.strip() or f"no output, exit {verified.returncode}")
+        results.append((verified.returncode == 0, "`anchor audit verify`: " + said.splitlines()[0][:300]))
 
         # 8. the daemon itself.
         stopped = self.daemon.ended if self.daemon else "never started"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -33,18 +32,13 @@ from sqlalchemy.exc import (
 from sqlmodel import Field, Session, SQLModel, col, create_engine, func, select
 
 from anchor.clock import as_utc
+from anchor.logview import ApprovalAction as ApprovalAction
+from anchor.logview import Outcome as Outcome
+from anchor.logview import RotationState as RotationState
+from anchor.logview import StoreError as StoreError
+from anchor.logview import without_password
 
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
-
-
-class Outcome(str, Enum):
-    ON_AIR = "on-air"  # claimed and playing; anything else is final
-    AIRED = "aired"
-    LATE = "late"
-    MISSED = "missed"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
-    SKIPPED = "skipped"  # not aired on purpose: its text is not approved (and no approved fallback)
 
 
 class Airing(SQLModel, table=True):
@@ -110,12 +104,6 @@ class Comment(SQLModel, table=True):
     at: datetime = Field(index=True)
     viewer: str | None = Field(default=None, max_length=64)  # a salted hash, never the platform's id
     text: str = Field(max_length=2000)
-
-
-class ApprovalAction(str, Enum):
-    APPROVED = "approved"
-    REVOKED = "revoked"
-    REJECTED = "rejected"
 
 
 class Approval(SQLModel, table=True):
@@ -219,12 +207,6 @@ class RotationPosition(SQLModel, table=True):
 
 
 @dataclass(frozen=True)
-class RotationState:
-    position: int
-    as_of: datetime | None
-
-
-@dataclass(frozen=True)
 class RotationStep:
     """A claimed airing of a rotating slot used entry `index` of `length`, at `instant`."""
 
@@ -266,10 +248,6 @@ class _AlreadyLogged(Exception):
     """A row for the planned airing exists (claim), or none does (upsert): leave the transaction."""
 
 
-class StoreError(Exception):
-    """The as-run log cannot be opened; the message says which database, without its password."""
-
-
 def open_store(url: str) -> AsRunLog:
     """The as-run log at `url` (Settings.database_url): the one way every command and the daemon open it."""
     return AsRunLog(open_engine(url))
@@ -279,7 +257,7 @@ def open_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise StoreError(f"the database URL '{_without_password(url)}' is not a URL: write e.g. "
+        raise StoreError(f"the database URL '{without_password(url)}' is not a URL: write e.g. "
                          "sqlite:////var/lib/anchor/anchor.db or postgresql+psycopg://user@host/anchor") from None
     shown = parsed.render_as_string(hide_password=True)
     if parsed.get_backend_name() not in SUPPORTED_DATABASES:
@@ -292,10 +270,6 @@ def open_engine(url: str) -> Engine:
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot open the as-run log at {shown}: {exc.__class__.__name__}: "
                          f"{str(exc.orig) if hasattr(exc, 'orig') else exc}") from None
-
-
-def _without_password(url: str) -> str:
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def _open_engine(url: str) -> Engine:

@@ -179,6 +179,15 @@ def postgres() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def asrun_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an as-run log: a SQLite file, then a throwaway PostgreSQL."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres")
+        return url
+    return f"sqlite:///{tmp_path / 'anchor.db'}"
+
+
 @pytest.fixture(scope="module")
 def obs() -> Iterator[ObsStudio]:
     """One real OBS Studio under Xvfb for a module's tests, which leave it running as they found it."""

@@ -7,7 +7,6 @@ import csv
 import io
 import threading
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -53,16 +52,7 @@ def test_one_row_per_planned_airing_on_postgres(postgres: str) -> None:
     assert [r.outcome for r in log.history()][-1] == Outcome.ON_AIR
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def shared_log(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of an as-run log two writers share."""
-    if request.param == "postgresql":
-        url: str = request.getfixturevalue("postgres")
-        return url
-    return f"sqlite:///{tmp_path / 'anchor.db'}"
-
-
-def test_two_writers_sealing_at_once_keep_one_chain(shared_log: str) -> None:
+def test_two_writers_sealing_at_once_keep_one_chain(asrun_url: str) -> None:
     """Two writers sealing at the same moment (a main and a backup PC on one PostgreSQL; two processes on one
     SQLite file): the second to take the chain's end is refused by the database and starts again, so every
     final row is sealed once, in one chain."""
@@ -73,7 +63,7 @@ def test_two_writers_sealing_at_once_keep_one_chain(shared_log: str) -> None:
     start = threading.Barrier(2)
 
     def seal_airings(channel_id: str) -> None:
-        log = AsRunLog(open_engine(shared_log))
+        log = AsRunLog(open_engine(asrun_url))
         try:
             start.wait(timeout=30)
             for n in range(each):
@@ -92,7 +82,7 @@ def test_two_writers_sealing_at_once_keep_one_chain(shared_log: str) -> None:
     for writer in writers:
         writer.join(timeout=120)
     assert not any(writer.is_alive() for writer in writers) and not failures, failures
-    report = verify_chain(shared_log, workers=1)
+    report = verify_chain(asrun_url, workers=1)
     assert report.intact and report.links == 2 * each and report.rows["airing"] == 2 * each, report.problems
 
 

@@ -92,7 +92,7 @@ def _command() -> None:
         common.err().print("interrupted")
         sys.exit(130)
     except Exception as exc:
-        from anchor.store import StoreError
+        from anchor.logview import StoreError
 
         if isinstance(exc, StoreError):
             common.err().print(f"[red]error[/]: {common.escape(str(exc))}", highlight=False)

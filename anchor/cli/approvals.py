@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from anchor.cli.common import BadInput, channel_time, err, escape, out, report, settings
+from anchor.cli.common import BadInput, channel_time, err, escape, out, read_log, report, settings
 from anchor.problems import InputError, Problem
 
 if TYPE_CHECKING:
@@ -152,10 +152,9 @@ def approvals(
     from anchor.cli.tables import Column, write_table
     from anchor.content import find_scripts, load_script
     from anchor.content.approvals import ApprovalBook, Standing
-    from anchor.store import open_store
 
     app_settings = settings()
-    book = ApprovalBook(open_store(app_settings.database_url).approvals())
+    book = ApprovalBook(read_log(app_settings).approvals())
     rows = []
     problems: list[Problem] = []
     for path in find_scripts(app_settings.scripts_dir):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from anchor.cli.approvals import screening_problems
-from anchor.cli.common import EXIT_BAD_INPUT, Options, err, out, report
+from anchor.cli.common import EXIT_BAD_INPUT, Options, err, out, read_log, report
 from anchor.problems import InputError, Problem
 
 if TYPE_CHECKING:
@@ -78,10 +78,9 @@ def _approval_outlook(settings: Settings, channels: list[Channel]) -> list[Probl
     from anchor.content.approvals import ApprovalBook
     from anchor.onair.outlook import approval_outlook
     from anchor.schedule.planner import plan
-    from anchor.store import open_store
 
     now = datetime.now(UTC)
-    asrun = open_store(settings.database_url)
+    asrun = read_log(settings)
     planned = plan(list(gated.values()), now, now + timedelta(hours=24), asrun.rotation())
     outlook = approval_outlook(planned, gated, ApprovalBook(asrun.approvals()), settings.scripts_dir)
     problems = []

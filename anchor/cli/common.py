@@ -7,9 +7,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -25,8 +26,8 @@ if TYPE_CHECKING:  # rich and the settings models load with the first command th
     from rich.console import Console
 
     from anchor.config import Settings
+    from anchor.logview import AsRunReading
     from anchor.schedule.channel import Channel
-    from anchor.store import Airing
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -89,12 +90,23 @@ def settings() -> Settings:
     return loaded
 
 
-def logged_airings(channel: str | None, since: str | None) -> tuple[Settings, list[Airing]]:
-    """The settings and the as-run log's rows, for the commands that read it (--channel, --since)."""
+def read_log(settings: Settings) -> AsRunReading:
+    """The as-run log, to read: with the database's own driver (anchor.logview), which spares a command the half
+    second of loading SQLAlchemy; through anchor.store for a URL only it opens (and names what is wrong with)."""
+    from anchor.logview import open_log_view
+
+    view = open_log_view(settings.database_url)
+    if view is not None:
+        return view
     from anchor.store import open_store
 
+    return open_store(settings.database_url)
+
+
+def logged_airings(channel: str | None, since: str | None) -> tuple[Settings, Sequence[Any]]:
+    """The settings and the as-run log's rows, for the commands that read it (--channel, --since)."""
     app_settings = settings()
-    return app_settings, open_store(app_settings.database_url).history(channel, parse_instant(since, "--since"))
+    return app_settings, read_log(app_settings).history(channel, parse_instant(since, "--since"))
 
 
 def channels(settings: Settings) -> list[Channel]:

@@ -10,17 +10,26 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from anchor.cli.common import BadInput, OnlyChannel, channel_time, channels, parse_instant, report, settings
+from anchor.cli.common import (
+    BadInput,
+    OnlyChannel,
+    channel_time,
+    channels,
+    parse_instant,
+    read_log,
+    report,
+    settings,
+)
 
 if TYPE_CHECKING:
     from anchor.config import Settings
+    from anchor.logview import AsRunReading
     from anchor.onair.outlook import ApprovalOutlook
     from anchor.schedule.channel import Channel
     from anchor.schedule.planner import PlannedAiring
-    from anchor.store import AsRunLog
 
 
-def _outlook(app_settings: Settings, chosen: list[Channel], asrun: AsRunLog) -> ApprovalOutlook | None:
+def _outlook(app_settings: Settings, chosen: list[Channel], asrun: AsRunReading) -> ApprovalOutlook | None:
     """What approval allows, for channels that require it; None when none does."""
     gated = {c.id: c for c in chosen if c.approval_required}
     if not gated:
@@ -73,7 +82,6 @@ def plan(
     from anchor.cli.tables import Column, write_table
     from anchor.preflight import calendar_problems
     from anchor.schedule.planner import iter_plan
-    from anchor.store import open_store
 
     app_settings = settings()
     chosen = [c for c in channels(app_settings) if channel is None or c.id == channel]
@@ -82,7 +90,7 @@ def plan(
     begin = parse_instant(start, "--from") or datetime.now(UTC)
     span = timedelta(days=days) if days is not None else timedelta(hours=hours if hours is not None else 24)
     report(calendar_problems(app_settings, chosen, begin, begin + span))  # what the plan assumes, on stderr
-    asrun = open_store(app_settings.database_url)
+    asrun = read_log(app_settings)
     rotation = asrun.rotation()
     planned = iter_plan(chosen, begin, begin + span, rotation)  # streamed: a big plan is never held whole
     seeing = _outlook(app_settings, chosen, asrun)

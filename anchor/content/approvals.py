@@ -6,9 +6,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
+from typing import Protocol
 
-from anchor.store import Approval, ApprovalAction
+from anchor.logview import ApprovalAction
+
+
+class ApprovalRecord(Protocol):
+    """An approval record as stored (anchor.store.Approval), or as anchor.logview reads it."""
+
+    id: int | None
+    script: str
+    content_hash: str
+    action: ApprovalAction
+    by: str
+    role: str
+    note: str | None
+    at: datetime
 
 
 class Standing(str, Enum):
@@ -22,7 +37,7 @@ class Standing(str, Enum):
 class ApprovalStatus:
     script: str
     standing: Standing
-    decision: Approval | None  # the record that decided it (the approval aired under, the revocation…)
+    decision: ApprovalRecord | None  # the record that decided it (the approval aired under, the revocation…)
 
     @property
     def approved(self) -> bool:
@@ -42,8 +57,8 @@ class ApprovalStatus:
 class ApprovalBook:
     """Every approval record, by script: the standing of any script's text."""
 
-    def __init__(self, records: Iterable[Approval]) -> None:
-        self._by_script: dict[str, list[Approval]] = {}
+    def __init__(self, records: Iterable[ApprovalRecord]) -> None:
+        self._by_script: dict[str, list[ApprovalRecord]] = {}
         for record in records:
             self._by_script.setdefault(record.script, []).append(record)
 

@@ -100,6 +100,9 @@ class _Database(Protocol):
 
     def tables(self, connection: Any) -> set[str]: ...
 
+    def bound_time(self, utc: datetime) -> object:
+        """A UTC time as a query compares it with a stored one."""
+
     def converters(self, connection: Any, table: str) -> dict[str, Callable[[Any], Any]]:
         """Column → conversion of the value the driver gives to the value the ORM gives, where they differ."""
 
@@ -120,7 +123,7 @@ class LogView:
             values.append(channel)
         if since:
             where.append("planned_at >= {}")
-            values.append(self._time(since))
+            values.append(self._database.bound_time(since.astimezone(UTC)))  # as anchor.store binds a time: UTC
         return self._rows("airing", where, values, "planned_at, channel", limit)
 
     def approvals(self, script: str | None = None) -> list[Row]:
@@ -132,11 +135,6 @@ class LogView:
         """Where each rotating slot stands: what AsRunLog.rotation gives."""
         return {(r.channel, r.slot): RotationState(r.position, r.as_of)
                 for r in self._rows("rotation_position", [], [], None)}
-
-    def _time(self, instant: datetime) -> object:
-        # As anchor.store binds a time: in UTC; into SQLite as the text it stores.
-        utc = instant.astimezone(UTC)
-        return utc.strftime(_SQLITE_TIME) if isinstance(self._database, _SqliteFile) else utc
 
     def _rows(self, table: str, where: Sequence[str], values: Sequence[object], order: str | None,
               limit: int | None = None) -> list[Row]:
@@ -237,6 +235,9 @@ class _SqliteFile:
     def tables(self, connection: Any) -> set[str]:
         return {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
+    def bound_time(self, utc: datetime) -> object:
+        return utc.strftime(_SQLITE_TIME)  # compared as the text stored
+
     def converters(self, connection: Any, table: str) -> dict[str, Callable[[Any], Any]]:
         # A time is text in SQLite; its column says DATETIME, as anchor.store's tables declare it.
         return {column[1]: _sqlite_time for column in connection.execute(f"PRAGMA table_info({table})")
@@ -258,6 +259,9 @@ class _Postgres:
         with closing(connection.cursor()) as cursor:
             cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
             return {name for (name,) in cursor.fetchall()}
+
+    def bound_time(self, utc: datetime) -> object:
+        return utc
 
     def converters(self, connection: Any, table: str) -> dict[str, Callable[[Any], Any]]:
         with closing(connection.cursor()) as cursor:  # times come in the session's zone: given in UTC

@@ -37,6 +37,9 @@ class ApprovalAction(str, Enum):
     REJECTED = "rejected"
 
 
+# The columns of an airing (and of a gap between airings) that count what viewers did.
+AUDIENCE_COUNTS = ("comments", "likes", "gifts", "gift_cny", "superchats", "enters", "follows")
+
 # The Enum columns of anchor.store's tables, by table: what their stored member names read as.
 ENUM_COLUMNS: dict[str, dict[str, type[Enum]]] = {"airing": {"outcome": Outcome},
                                                   "approval": {"action": ApprovalAction}}

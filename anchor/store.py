@@ -32,6 +32,7 @@ from sqlalchemy.exc import (
 from sqlmodel import Field, Session, SQLModel, col, create_engine, func, select
 
 from anchor.clock import as_utc
+from anchor.logview import AUDIENCE_COUNTS as AUDIENCE_COUNTS
 from anchor.logview import ApprovalAction as ApprovalAction
 from anchor.logview import Outcome as Outcome
 from anchor.logview import RotationState as RotationState
@@ -73,9 +74,6 @@ class Airing(SQLModel, table=True):
     viewers_peak: int | None = None
     viewers_mean: float | None = None
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-
-
-AUDIENCE_COUNTS = ("comments", "likes", "gifts", "gift_cny", "superchats", "enters", "follows")
 
 
 class AudienceGap(SQLModel, table=True):

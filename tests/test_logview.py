@@ -142,7 +142,8 @@ def test_an_unreachable_database_keeps_its_password_out_of_the_error(project: Pr
     assert "s3cret" not in result.stderr
 
 
-@pytest.mark.parametrize("command", [("history", "--csv"), ("plan", "--json", "--hours", "1"), ("approvals",)])
+@pytest.mark.parametrize("command", [("history", "--csv"), ("plan", "--json", "--hours", "1"), ("approvals",),
+                                     ("report", "--csv")])
 def test_the_reading_commands_do_not_load_sqlalchemy(project: Project, command: tuple[str, ...]) -> None:
     """What keeps them quick to start (benchmarks/cli.py times it): the log is read, and no module of
     SQLAlchemy or sqlmodel is imported."""
@@ -167,3 +168,5 @@ def test_the_reading_commands_do_not_load_sqlalchemy(project: Project, command: 
         assert len(planned) == 6 and all(p["airs"] is None and "never approved" in p["not_approved"] for p in planned)
     if command[0] == "approvals":
         assert "short.md" in result.stdout and "pending" in result.stdout
+    if command[0] == "report":  # the one airing is still on air: nothing aired to rank yet
+        assert result.stdout.splitlines()[0].startswith("script,airings,minutes_aired,comments,")

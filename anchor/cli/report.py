@@ -35,7 +35,7 @@ def report(
 ) -> None:
     """Rank scripts by viewer interactions per minute aired over a period, with airings and minutes aired."""
     from anchor.cli.tables import Column, write_table
-    from anchor.store import AUDIENCE_COUNTS
+    from anchor.logview import AUDIENCE_COUNTS
 
     _, rows = logged_airings(channel, since)
     totals: dict[str, ScriptTotals] = {}

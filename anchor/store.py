@@ -3,6 +3,9 @@
 One row per planned airing, unique on (channel, slot, planned instant). A row is claimed (inserted as
 `on-air`) before the output starts, so two processes or a restart can never air the same planned airing
 twice; a row still `on-air` when the daemon starts was cut by a crash and becomes `interrupted`.
+
+The one-shot commands read these tables through anchor.logview, which needs no SQLAlchemy; what a row's
+values are is defined here, and tests/test_logview.py holds that reading to this one.
 """
 
 from __future__ import annotations

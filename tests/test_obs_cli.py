@@ -131,6 +131,11 @@ def test_poller_feeds_metrics_that_promtool_accepts(site: Project, obs: ObsStudi
     assert lint.returncode == 0 and lint.stderr == "", lint.stderr
 
 
+def _active_fps(metrics: str) -> float:
+    lines = [line for line in metrics.splitlines() if line.startswith('anchor_obs_active_fps{obs="studio"}')]
+    return float(lines[0].split()[-1]) if lines else -1.0
+
+
 def test_connected_gauge_is_1_while_connected(site: Project, obs: ObsStudio) -> None:
     settings = load_settings(site.config)
 
@@ -139,13 +144,18 @@ def test_connected_gauge_is_1_while_connected(site: Project, obs: ObsStudio) -> 
         try:
             await output.start()
             await output.conn.wait_connected(10)
-            assert await output.stats.poll()
-            return generate_latest().decode()
+            # OBS averages activeFps over its last second: a freshly started OBS reports 0 at first.
+            deadline = time.monotonic() + 15
+            while True:
+                assert await output.stats.poll()
+                metrics = generate_latest().decode()
+                if _active_fps(metrics) > 0 or time.monotonic() > deadline:
+                    return metrics
+                await asyncio.sleep(0.5)
         finally:
             await output.close()
 
     metrics = run(scenario())
     assert 'anchor_obs_connected{obs="studio"} 1.0' in metrics
-    fps = [line for line in metrics.splitlines() if line.startswith('anchor_obs_active_fps{obs="studio"}')]
-    assert fps and float(fps[0].split()[-1]) > 0, fps
+    assert _active_fps(metrics) > 0, metrics
     assert 'anchor_obs_connected{obs="studio"} 0.0' in generate_latest().decode()  # after close()

@@ -17,7 +17,10 @@ from tests.daemon_harness import Daemon, at, channel, final, free_port, setup_si
 
 def test_one_row_per_planned_airing_on_postgres(postgres: str) -> None:
     log = AsRunLog(open_engine(postgres))
-    planned = datetime(2026, 12, 4, 2, tzinfo=timezone.utc)
+    # Rows are stamped by the real clock, so the instants are tomorrow's: a recovery "now" of 04:00 then
+    # comes after every write, as it does at a real start, whatever today's date is.
+    tomorrow = datetime.now(timezone.utc) + timedelta(days=1)
+    planned = tomorrow.replace(hour=2, minute=0, second=0, microsecond=0)
 
     def row() -> Airing:
         return Airing(channel="c", slot="s", planned_at=planned, outcome=Outcome.ON_AIR, script="a.md")

@@ -8,6 +8,8 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -54,7 +56,7 @@ def test_plan_and_history_fit_80_columns_with_labelled_channel_times(bundled: Pr
     for script in ("policy/legal-aid.md", "health/hypertension.md"):
         assert script in planned.stdout, planned.stdout
     log = open_store(f"sqlite:///{bundled.root / 'data' / 'anchor.db'}")
-    from datetime import datetime, timezone
+    from datetime import timezone
 
     at = datetime(2026, 12, 4, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai
     log.claim(Airing(channel="procuratorate", slot="constitution-day", planned_at=at, started_at=at, ended_at=at,
@@ -66,6 +68,33 @@ def test_plan_and_history_fit_80_columns_with_labelled_channel_times(bundled: Pr
     assert "2026-12-04 10:00+08:00" in history.stdout and "failed" in history.stdout
     csv = bundled.run("history", "--csv")
     assert "2026-12-04 10:00:00.000+08:00" in csv.stdout  # the CSV has the same clock, to the millisecond
+
+
+def _instants(value: object, where: str) -> list[str]:
+    """Every TOML date-time in value (a parsed TOML document), as 'where = value'."""
+    if isinstance(value, datetime):
+        return [f"{where} = {value.isoformat()}"]
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _instants(item, f"{where}.{key}")]
+    if isinstance(value, list):
+        return [found for i, item in enumerate(value) for found in _instants(item, f"{where}[{i}]")]
+    return []
+
+
+def test_sample_schedules_hold_no_one_off_instant_and_check_warns_about_nothing_bundled(bundled: Project) -> None:
+    """A sample slot with a one-off `at` goes stale: once the instant passes, every command warns that it will
+    not air. A yearly occasion is a cron."""
+    for path in sorted((REPO / "schedules").glob("*.toml")):
+        instants = _instants(tomllib.loads(path.read_text(encoding="utf-8")), path.name)
+        assert not instants, f"a sample schedule with a one-off instant goes stale: {instants}"
+    checked = bundled.run("check")
+    assert checked.returncode == 0, checked.stderr
+    # Two warnings are not about stale samples and stay: the flu script's superlative is the deliberate
+    # screening example (tests/test_screening.py), and a year the installed holiday calendar does not cover
+    # yet depends on today's date and the chinese-calendar release, not on the bundled files.
+    kept = re.compile(r"no published holiday calendar covers|flu-vaccination\.md:\d+:\d+: “最有效”")
+    warnings = [line for line in checked.stderr.splitlines() if line.startswith("warning:") and not kept.search(line)]
+    assert not warnings, checked.stderr
 
 
 def _readme_commands() -> list[str]:

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,43 @@ def test_anchor_say_out_and_play_speak_it(project: Project, tmp_path: Path) -> N
     played = project.run("say", "--play", "请拨打12309。", env={"SDL_AUDIODRIVER": "dummy"})
     no_traceback(played)
     assert played.returncode == 0, played.stderr
+
+
+# What ffprobe calls the container and the codec of a file `say --out` wrote, by its extension.
+SAY_FORMATS = {".wav": ("wav", "pcm_s16le"), ".mp3": ("mp3", "mp3"), ".ogg": ("ogg", "vorbis"),
+               ".opus": ("ogg", "opus"), ".m4a": ("mov,mp4,m4a,3gp,3g2,mj2", "aac"), ".aac": ("aac", "aac"),
+               ".flac": ("flac", "flac")}
+
+
+def probe(path: Path) -> tuple[str, str, float]:
+    """(container, codec, duration) of an audio file, as ffprobe reads its contents (not its name)."""
+    found = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=format_name,duration:stream=codec_name", "-of", "json",
+         str(path)], capture_output=True, text=True, check=True, timeout=30).stdout)
+    return found["format"]["format_name"], found["streams"][0]["codec_name"], float(found["format"]["duration"])
+
+
+def test_anchor_say_out_writes_the_format_its_extension_names(project: Project, tmp_path: Path) -> None:
+    folder = tmp_path / "said"
+    for suffix, (container, codec) in SAY_FORMATS.items():
+        target = folder / f"said{suffix.upper() if suffix == '.mp3' else suffix}"
+        result = project.run("say", "--out", str(target), "请拨打12309。")
+        no_traceback(result)
+        assert result.returncode == 0, result.stderr
+        written = probe(target)
+        assert written[:2] == (container, codec), (suffix, written)
+        assert written[2] > 1.0, (suffix, written)  # the whole program, not a stub
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"said{s}" for s in
+                                                                [".MP3", *(s for s in SAY_FORMATS if s != ".mp3")])
+
+
+@pytest.mark.parametrize("name", ["said.mp4a", "said"])
+def test_anchor_say_out_refuses_an_unknown_extension(project: Project, tmp_path: Path, name: str) -> None:
+    result = project.run("say", "--out", str(tmp_path / "said" / name), "请拨打12309。")
+    no_traceback(result)
+    assert result.returncode == 2
+    assert name in result.stderr and ".mp3" in result.stderr and ".flac" in result.stderr, result.stderr
+    assert not (tmp_path / "said").exists() and not (project.root / "data" / "cache").exists()  # nothing rendered
 
 
 @pytest.mark.parametrize(("language", "mandarin"), [("zh-CN", True), ("zh", True), ("cmn", True), ("zh-TW", True),

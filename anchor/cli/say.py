@@ -43,11 +43,35 @@ def _speak(app_settings: Settings, text: str, language: str, engine: str | None,
             raise Failed(f"every engine failed: {exc}") from None
 
 
+def _check_extension(target: Path) -> None:
+    """Refuse, before anything is rendered, a file name whose extension is no format `say` writes."""
+    from anchor.speech.audio import EXPORT_FORMATS
+
+    if target.suffix.lower() not in EXPORT_FORMATS:
+        given = f"'{target.suffix}'" if target.suffix else "no extension"
+        raise BadInput(f"--out {target}: {given} is not an audio format anchor writes; end the name with one of "
+                       f"{', '.join(EXPORT_FORMATS)}")
+
+
+def _export(wav: Path, target: Path) -> None:
+    import asyncio
+
+    from anchor.speech.audio import AudioError, export
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        asyncio.run(export(wav, target))
+    except (AudioError, OSError) as exc:
+        raise Failed(f"cannot write {target}: {exc}") from None
+
+
 def say(
     text: Annotated[str, typer.Argument(help="The words to check, as a script would have them.")],
     language: Annotated[str | None, typer.Option(help="Language tag; default: [speech] language.")] = None,
     play: Annotated[bool, typer.Option("--play", help="Speak it on this PC's speakers (ffplay).")] = False,
-    out_file: Annotated[Path | None, typer.Option("--out", help="Write the spoken words to this WAV file.")] = None,
+    out_file: Annotated[Path | None, typer.Option(
+        "--out", help="Write the spoken words to this file, encoded as its extension says: .wav, .mp3, .ogg, "
+                      ".opus, .m4a, .aac or .flac.")] = None,
     engine: Annotated[str | None, typer.Option(help="Use only this engine (no fallback).")] = None,
     voice: Annotated[str | None, typer.Option(help="Voice for the engine that has it.")] = None,
 ) -> None:
@@ -59,6 +83,8 @@ def say(
     app_settings = settings()
     if not text.strip():
         raise BadInput('give the words to read, e.g. anchor say "请拨打12309"')
+    if out_file is not None:
+        _check_extension(out_file)
     language = language or app_settings.speech.language
     reading = Reading(language, lexicon_file(app_settings.lexicon))
     sentences = [s for line in text.splitlines() if line.strip()
@@ -78,8 +104,7 @@ def say(
                 + (f" (fell back: {escape(program.fallback_reason)})" if program.fallback_reason else ""),
                 highlight=False)
     if out_file is not None:
-        out_file.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(program.files.wav, out_file)
+        _export(program.files.wav, out_file)
         out().print(f"written to {out_file}", highlight=False, soft_wrap=True)
     if play:
         if shutil.which(PLAYER[0]) is None:

@@ -159,6 +159,32 @@ class BlockLevels:
         return float(10 * np.log10((self.energy * reduction**2).sum() / self.energy.sum()))
 
 
+# What `anchor say --out FILE` writes for each file extension: (ffmpeg muxer, codec options).
+EXPORT_FORMATS: dict[str, tuple[str, dict[str, str | int]]] = {
+    ".wav": ("wav", {"acodec": "pcm_s16le"}),
+    ".mp3": ("mp3", {"acodec": "libmp3lame", "audio_bitrate": "128k"}),
+    ".ogg": ("ogg", {"acodec": "libvorbis", "aq": 5}),
+    ".opus": ("ogg", {"acodec": "libopus", "audio_bitrate": "64k", "ar": 48000}),  # opus takes 48 kHz, not 44.1
+    ".m4a": ("ipod", {"acodec": "aac", "audio_bitrate": "128k"}),
+    ".aac": ("adts", {"acodec": "aac", "audio_bitrate": "128k"}),
+    ".flac": ("flac", {"acodec": "flac"}),
+}
+
+
+async def export(wav: Path, target: Path) -> None:
+    """Encode `wav` into `target` in the format its extension names (one of EXPORT_FORMATS). Written beside
+    it first and renamed, so a failed encode leaves no half file under the name asked for."""
+    muxer, options = EXPORT_FORMATS[target.suffix.lower()]
+    staged = target.with_name(f".{target.name}.part")
+    argv = command(ffmpeg.input(str(wav)).output(str(staged), f=muxer, **options).overwrite_output(),
+                   "-loglevel", "error")
+    try:
+        await run_ffmpeg(argv)
+        staged.replace(target)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
 async def normalize(raw: Path, raw_rate: int, out: Path, target_lufs: float, true_peak: float,
                     sample_rate: int) -> Loudness:
     """Two-pass EBU R128: measure, then apply the gain that reaches the target under a true-peak limiter.

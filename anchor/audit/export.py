@@ -73,10 +73,12 @@ def signing_key() -> Ed25519PrivateKey:
              f"{credential_file_name(SIGNING_SECRET, SIGNING_OWNER)} (or {SIGNING_SECRET}) in $CREDENTIALS_DIRECTORY "
              "(systemd LoadCredential=)")
     if pem is None:
+        # The key is made where credentials live, root-only, never in the checkout (README: Proving what aired).
+        stored = f"/etc/anchor/credentials/{credential_file_name(SIGNING_SECRET, SIGNING_OWNER)}"
         raise AuditError(f"no audit signing key: set {where} to the institution's Ed25519 private key (PEM). Make "
-                         "one with `openssl genpkey -algorithm ed25519 -out audit-signing-key.pem` and give "
-                         "auditors its public key: `openssl pkey -in audit-signing-key.pem -pubout -out "
-                         "audit-public-key.pem`")
+                         f"one with `sudo sh -c 'umask 077 && openssl genpkey -algorithm ed25519 -out {stored}'` "
+                         f"and give auditors its public key: `sudo openssl pkey -in {stored} -pubout > "
+                         "institution.pub`")
     try:
         key = load_pem_private_key(pem.encode() + b"\n", password=None)
     except (ValueError, TypeError) as exc:

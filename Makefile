@@ -4,7 +4,12 @@ VENV            := .venv
 # Debian's own interpreter where there is one: built with PGO and LTO, it starts `anchor` a fifth sooner than a
 # plain source build found first on PATH (pyenv, /usr/local).
 PYTHON          ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
-SYSTEM_PACKAGES := ffmpeg espeak-ng fonts-wqy-microhei fontconfig prometheus systemd obs-studio xvfb postgresql-15 poppler-utils
+# Debian's unversioned names (postgresql, not postgresql-15), so the lists hold on the next release too.
+# Running needs speech, audio and video, and the fonts the file output draws with; the tests add the real
+# programs they check against (Prometheus and promtool, systemd as PID 1, OBS under Xvfb, a throwaway
+# PostgreSQL cluster, pdftotext for the monthly report).
+RUN_PACKAGES    := ffmpeg espeak-ng fonts-wqy-microhei fontconfig
+TEST_PACKAGES   := $(RUN_PACKAGES) prometheus systemd obs-studio xvfb postgresql poppler-utils
 SUDO            := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP           := $(VENV)/.installed
 
@@ -14,6 +19,7 @@ run: setup
 	$(VENV)/bin/anchor check
 	$(VENV)/bin/anchor run
 
+test: PACKAGES = $(TEST_PACKAGES)
 test: setup lint
 	$(VENV)/bin/python -m pytest
 
@@ -23,6 +29,7 @@ lint: setup
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+bench: PACKAGES = $(TEST_PACKAGES)
 bench: setup
 	$(VENV)/bin/python benchmarks/render.py
 	$(VENV)/bin/python benchmarks/punctuality.py
@@ -43,10 +50,12 @@ setup: system-packages
 	@$(MAKE) --no-print-directory -s $(STAMP)
 	@$(VENV)/bin/python -m compileall -q anchor
 
-# apt-get only what is missing, so a set-up machine starts at once.
+# apt-get only what is missing, so a set-up machine starts at once. `make test` (and what it runs first)
+# installs TEST_PACKAGES; every other target what running needs.
+PACKAGES ?= $(RUN_PACKAGES)
 system-packages:
 	@missing=""; \
-	for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	$(PYTHON) -c 'import ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
@@ -65,5 +74,6 @@ clean:
 
 # A local OBS under Xvfb records a few airings of `anchor run`; prints where the recording is.
 .PHONY: obs-demo
+obs-demo: PACKAGES = $(RUN_PACKAGES) obs-studio xvfb
 obs-demo: setup
 	$(VENV)/bin/python tools/obs_demo.py

@@ -144,7 +144,15 @@ def ebur128(wav: Path) -> tuple[float, float]:
     return integrated, peak
 
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+def newest_postgres_bin(root: Path = Path("/usr/lib/postgresql")) -> Path:
+    """The server binaries of the highest PostgreSQL major version installed (Debian keeps each in
+    /usr/lib/postgresql/<major>/bin; the unversioned `postgresql` package brings the release's own)."""
+    majors = [path.parent.parent for path in root.glob("*/bin/initdb") if path.parent.parent.name.isdigit()]
+    newest = max(majors, key=lambda major: int(major.name), default=root / "15")
+    return newest / "bin"
+
+
+PG_BIN = newest_postgres_bin()
 
 
 @pytest.fixture
@@ -155,7 +163,7 @@ def postgres() -> Iterator[str]:
     import tempfile
 
     if not (PG_BIN / "initdb").exists():
-        pytest.fail("PostgreSQL 15 server binaries are missing (apt-get install postgresql-15)")
+        pytest.fail(f"PostgreSQL server binaries are missing from {PG_BIN} (apt-get install postgresql)")
     root = Path(tempfile.mkdtemp(prefix="anchor-pg-"))
     as_postgres: list[str] = []
     if os.getuid() == 0:  # initdb refuses to run as root

@@ -56,3 +56,37 @@ def test_git_ignores_private_keys() -> None:
     for name in ("institution.key", "audit-signing-key.pem", "keys/institution.key"):
         ignored = subprocess.run(["git", "check-ignore", "--no-index", "-q", name], cwd=REPO, timeout=30)
         assert ignored.returncode == 0, f"git would add {name}"
+
+
+def _packages_installed_by(target: str) -> list[str]:
+    """The Debian packages `make TARGET` checks for and installs, read from make's own dry run."""
+    dry_run = subprocess.run(["make", "-n", "--no-print-directory", target], cwd=REPO, capture_output=True,
+                             text=True, timeout=60)
+    assert dry_run.returncode == 0, dry_run.stderr
+    found = re.search(r"for p in ([^;]*); do dpkg -s", dry_run.stdout)
+    assert found, dry_run.stdout
+    return found[1].split()
+
+
+def test_make_run_installs_what_running_needs_and_make_test_adds_the_test_programs() -> None:
+    run, test = _packages_installed_by("run"), _packages_installed_by("test")
+    assert {"ffmpeg", "espeak-ng"} <= set(run)
+    assert set(run) < set(test)
+    for test_only in ("obs-studio", "postgresql", "prometheus", "xvfb"):
+        assert test_only in test and not any(p.startswith(test_only) for p in run), (test_only, run)
+    # Unversioned names (postgresql, not postgresql-15) hold on the next Debian release too.
+    versioned = [p for p in test if re.search(r"-\d+(\.\d+)*$", p)]
+    assert not versioned, versioned
+
+
+def test_the_postgresql_tests_find_the_newest_server_installed(tmp_path: Path) -> None:
+    from tests.conftest import newest_postgres_bin
+
+    for major in ("9.6", "13", "17", "common"):
+        (tmp_path / major / "bin").mkdir(parents=True)
+    for major in ("13", "17"):
+        (tmp_path / major / "bin" / "initdb").touch()
+    (tmp_path / "common" / "bin" / "initdb").touch()
+    assert newest_postgres_bin(tmp_path) == tmp_path / "17" / "bin"  # by number: 17 is newer than 9.6 and 13
+    installed = newest_postgres_bin()
+    assert (installed / "initdb").exists(), f"no PostgreSQL server under {installed.parent.parent}"

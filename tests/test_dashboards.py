@@ -45,6 +45,7 @@ DASHBOARDS_DIR = METRICS / "grafana" / "dashboards"
 PROVISIONING = METRICS / "grafana" / "provisioning"
 ALERTS = METRICS / "alerts.yml"
 ALERTS_TEST = METRICS / "alerts_test.yml"
+PROMETHEUS_YML = METRICS / "prometheus.yml"
 
 PROMTOOL = shutil.which("promtool") or "promtool"
 PROMETHEUS = shutil.which("prometheus") or "prometheus"
@@ -448,6 +449,30 @@ def wait_for(what: str, condition: Callable[[], bool], timeout: float, log: Path
 
 
 @contextmanager
+def prometheus_running(config: Path, workdir: Path) -> Iterator[str]:
+    """A real Prometheus on 127.0.0.1:<free port> with this config file and a throwaway TSDB in workdir, until
+    the block ends; yields its base URL once it is ready."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = workdir / "prometheus.log"
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=1h"],
+            stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            wait_for("Prometheus to be ready", lambda: HTTP.open(f"{url}/-/ready", timeout=2).status == 200, 30, log)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+@contextmanager
 def prometheus_scraping(target_url: str, workdir: Path, rule_files: tuple[Path, ...] = ()) -> Iterator[str]:
     """A real Prometheus on 127.0.0.1:<free port> scraping target_url as job `anchor` every second, until
     enough samples are in for rates; yields its base URL and stops it afterwards."""
@@ -461,27 +486,12 @@ def prometheus_scraping(target_url: str, workdir: Path, rule_files: tuple[Path, 
     }
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "prometheus.yml").write_text(json.dumps(config, indent=1))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = workdir / "prometheus.log"
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=1h"],
-            stdout=log_file, stderr=subprocess.STDOUT)
-        try:
-            wait_for("Prometheus to be ready", lambda: HTTP.open(f"{url}/-/ready", timeout=2).status == 200, 30, log)
-            # rate() needs two samples in its window; wait for six scrapes.
-            wait_for("six successful scrapes of the target",
-                     lambda: bool(instant(url, 'sum_over_time(up{job="anchor"}[1m]) >= 6')), 40, log)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+    with prometheus_running(workdir / "prometheus.yml", workdir) as url:
+        # rate() needs two samples in its window; wait for six scrapes.
+        wait_for("six successful scrapes of the target",
+                 lambda: bool(instant(url, 'sum_over_time(up{job="anchor"}[1m]) >= 6')), 40,
+                 workdir / "prometheus.log")
+        yield url
 
 
 def has_a_number(series: list[dict[str, Any]]) -> bool:
@@ -532,3 +542,47 @@ def check_panels_against(target_url: str, workdir: Path, channel: str = CHANNEL,
 def test_every_panel_query_returns_series_from_a_real_prometheus(tmp_path: Path) -> None:
     with serve_exposition(Exposition()) as target_url:
         check_panels_against(target_url, tmp_path / "prometheus")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# metrics/prometheus.yml: the Prometheus an operator starts from the checkout
+
+
+def test_the_bundled_prometheus_config_is_valid_and_scrapes_the_daemons_default_port() -> None:
+    checked = run(PROMTOOL, "check", "config", str(PROMETHEUS_YML))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 1 rule files found" in checked.stdout
+    from anchor.config import DaemonSettings
+
+    defaults = DaemonSettings()
+    text = PROMETHEUS_YML.read_text(encoding="utf-8")
+    assert re.search(r"^\s+- job_name: anchor$", text, re.MULTILINE)
+    assert f'targets: ["{defaults.metrics_host}:{defaults.metrics_port}"]' in text
+    # The README's commands run from any checkout: no path into one developer's virtualenv.
+    readme = (METRICS / "README.md").read_text(encoding="utf-8")
+    assert "prometheus --config.file=metrics/prometheus.yml" in readme
+    assert not re.findall(r"/\S+/\.venv/", readme), "metrics/README.md names an absolute virtualenv path"
+
+
+def test_a_prometheus_started_on_the_bundled_config_loads_the_alerts_and_scrapes_anchor(tmp_path: Path) -> None:
+    """`prometheus --config.file=metrics/prometheus.yml` as the README says: its rule files are found beside it
+    (here through links, as the copy's target is the test's own exposition on a free port)."""
+    text = PROMETHEUS_YML.read_text(encoding="utf-8")
+    rule_files = re.findall(r"^rule_files:\n((?:\s+- \S+\n)+)", text, re.MULTILINE)
+    names = re.findall(r"- (\S+)", rule_files[0]) if rule_files else []
+    assert names == ["alerts.yml"], "load the alerts with a path relative to metrics/prometheus.yml"
+    for name in names:
+        (tmp_path / name).symlink_to(METRICS / name)
+    with serve_exposition(Exposition()) as target_url:
+        target = urllib.parse.urlsplit(target_url).netloc
+        config = tmp_path / "prometheus.yml"
+        config.write_text(text.replace('"127.0.0.1:9464"', f'"{target}"'), encoding="utf-8")
+        assert config.read_text(encoding="utf-8") != text
+        with prometheus_running(config, tmp_path) as prometheus_url:
+            groups = get_json(f"{prometheus_url}/api/v1/rules")["data"]["groups"]
+            loaded = sorted(rule["name"] for group in groups for rule in group["rules"])
+            assert loaded == sorted(alert_expressions(ALERTS.read_text(encoding="utf-8"))), loaded
+            # The alerts read up{job="anchor"}: the job scrapes (Prometheus's first scrape falls within one
+            # 15 s interval of its start).
+            wait_for("a scrape of job anchor", lambda: bool(instant(prometheus_url, 'up{job="anchor"} == 1')), 40,
+                     tmp_path / "prometheus.log")

@@ -5,9 +5,11 @@ and this file disagree):
 
     .venv/bin/python metrics/dashboards.py
 
-Three dashboards, each with a `channel` variable: Channel overview, Audience, Speech. Every query reads the
-Prometheus datasource provisioned with the fixed uid DATASOURCE_UID
-(grafana/provisioning/datasources/anchor.yml).
+Three dashboards, each with a `datasource` and a `channel` variable: Channel overview, Audience, Speech. Every
+query reads the Prometheus the `datasource` variable picks. It starts on the datasource provisioned with the
+uid DATASOURCE_UID (grafana/provisioning/datasources/anchor.yml), so provisioning needs no choice; a dashboard
+imported through Grafana's UI, where no such uid exists, falls back to the default Prometheus, and the
+variable switches between several.
 
 Conventions in the PromQL below:
 - `$channel` is always one channel (single-select). A channel is one live room aired by one anchor daemon,
@@ -40,7 +42,9 @@ HERE = Path(__file__).resolve().parent
 OUT_DIR = HERE / "grafana" / "dashboards"
 
 DATASOURCE_UID = "anchor-prometheus"
-DATASOURCE = model.DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
+DATASOURCE_NAME = "anchor Prometheus"  # the provisioned datasource's name
+DATASOURCE_VARIABLE = "datasource"
+DATASOURCE = model.DataSourceRef(type_val="prometheus", uid=f"${{{DATASOURCE_VARIABLE}}}")
 TAG = "anchor"
 
 CH = 'channel="$channel"'
@@ -201,6 +205,11 @@ class Board:
             .tooltip(model.DashboardCursorSync.CROSSHAIR)
             .link(dashboard_builders.DashboardLink("anchor dashboards").type(model.DashboardLinkType.DASHBOARDS)
                   .tags([TAG]).as_dropdown(True).include_vars(True).keep_time(True))
+            .with_variable(
+                dashboard_builders.DatasourceVariable(DATASOURCE_VARIABLE).label("Prometheus").type("prometheus")
+                .description("The Prometheus that scrapes anchor (job `anchor`).")
+                .current(model.VariableOption(selected=True, text=DATASOURCE_NAME, value=DATASOURCE_UID))
+            )
             .with_variable(
                 dashboard_builders.QueryVariable("channel").label("Channel")
                 .description("One live room (a file in schedules/).").datasource(DATASOURCE)

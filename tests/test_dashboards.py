@@ -97,6 +97,8 @@ def dashboard_queries(dashboards: Mapping[str, Mapping[str, Any]]) -> list[Query
             if "expr" in annotation:
                 queries.append(Query(f"{name} · annotation {annotation['name']}", annotation["expr"]))
         for variable in board.get("templating", {}).get("list", []):
+            if variable.get("type") == "datasource":
+                continue  # picks a datasource; runs no PromQL
             found = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", str(variable.get("query", "")))
             assert found, f"{name}: variable {variable.get('name')} is not a label_values() query"
             queries.append(Query(f"{name} · variable {variable['name']}",
@@ -166,22 +168,49 @@ def test_committed_json_is_what_dashboards_py_generates() -> None:
         assert committed[name] == text, f"{name} is stale: run .venv/bin/python metrics/dashboards.py"
 
 
-def test_dashboards_read_the_provisioned_datasource_and_have_a_channel_variable(
+def _datasource_refs(node: Any, where: str = "") -> Iterator[tuple[str, Any]]:
+    """Every `datasource` value in a dashboard's JSON, with where it is."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "datasource":
+                yield where, value
+            yield from _datasource_refs(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _datasource_refs(value, f"{where}[{i}]")
+
+
+def test_every_query_reads_the_datasource_variable_which_starts_on_the_provisioned_one(
         dashboards: dict[str, dict[str, Any]]) -> None:
+    """Importable through Grafana's UI (no datasource of the provisioned uid there: the variable falls back to
+    the default Prometheus) and through provisioning (the variable starts on the provisioned uid)."""
     datasource_yml = (PROVISIONING / "datasources" / "anchor.yml").read_text(encoding="utf-8")
     uid = re.search(r"^\s+uid: (\S+)$", datasource_yml, re.MULTILINE)
-    assert uid and re.search(r"^\s+type: prometheus$", datasource_yml, re.MULTILINE)
+    name = re.search(r"^\s+- name: (.+)$", datasource_yml, re.MULTILINE)
+    assert uid and name and re.search(r"^\s+type: prometheus$", datasource_yml, re.MULTILINE)
+    variable_ref = {"type": "prometheus", "uid": "${datasource}"}
     assert len(dashboards) == 3
-    for name, board in dashboards.items():
+    for board_name, board in dashboards.items():
+        assert "__inputs" not in board, board_name  # the variable does the import's job
         variables = {v["name"]: v for v in board["templating"]["list"]}
-        assert variables["channel"]["query"] == "label_values(anchor_on_air, channel)", name
-        assert variables["channel"]["datasource"]["uid"] == uid[1], name
+        datasource = variables["datasource"]
+        assert (datasource["type"], datasource["query"]) == ("datasource", "prometheus"), board_name
+        assert datasource["current"]["value"] == uid[1] and datasource["current"]["text"] == name[1], board_name
+        assert variables["channel"]["query"] == "label_values(anchor_on_air, channel)", board_name
+        assert variables["channel"]["datasource"] == variable_ref, board_name
+        refs = list(_datasource_refs(board))
+        assert len(refs) >= 10, board_name
+        fixed = [where for where, ref in refs if ref != variable_ref]
+        assert not fixed, f"{board_name}: a fixed datasource breaks a UI import: {fixed}"
         for panel in board["panels"]:
             if panel["type"] != "row":
-                assert panel["datasource"] == {"type": "prometheus", "uid": uid[1]}, (name, panel["title"])
-                assert all(t["datasource"]["uid"] == uid[1] for t in panel["targets"]), (name, panel["title"])
+                assert panel["datasource"] == variable_ref, (board_name, panel["title"])
+                assert panel["targets"] and all(t["datasource"] == variable_ref for t in panel["targets"]), \
+                    (board_name, panel["title"])
+        for annotation in board.get("annotations", {}).get("list", []):
+            assert annotation["datasource"] == variable_ref, (board_name, annotation["name"])
         ids = [panel["id"] for panel in board["panels"]]
-        assert len(ids) == len(set(ids)), f"{name}: panel ids repeat"
+        assert len(ids) == len(set(ids)), f"{board_name}: panel ids repeat"
 
     # The file provider reads the folder that `cp -rL metrics/grafana/provisioning/. /etc/grafana/provisioning/`
     # fills from the link dashboards/anchor → ../../dashboards.

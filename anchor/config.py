@@ -149,6 +149,11 @@ class Approver(Section):
 
     role: str = Field(min_length=1)  # e.g. "主任医师" or "新闻发言人"
     full_name: str = ""
+    # The channel ids whose texts they answer for; None (left out): every channel.
+    channels: list[str] | None = Field(None, min_length=1)
+
+    def covers(self, channel: str) -> bool:
+        return self.channels is None or channel in self.channels
 
 
 class AuditSettings(Section):

@@ -24,6 +24,7 @@ from anchor.audience.webhook_server import WebhookServer
 from anchor.audit.evidence import Evidence
 from anchor.clock import WallClockWatch
 from anchor.config import Settings
+from anchor.content.screening import LIST_GLOB
 from anchor.lineup import Lineup, LineupKeeper
 from anchor.memory import return_big_blocks_to_the_os
 from anchor.metrics import BUILD_INFO, CLOCK_JUMPS, NEXT_AIRING, SCHEDULE_RELOADS, SCHEDULER_TICK, UNAPPROVED_AIRINGS
@@ -256,7 +257,8 @@ class Daemon:
         await self._refuse_open_folders()
         inputs = [(self.settings.schedules_dir, "*.toml"), (self.settings.scripts_dir, "**/*.md"),
                   (self.settings.calendar_dir, "*.toml"),  # a year filed in November changes what airs
-                  (self.settings.lexicon.parent, self.settings.lexicon.name)]  # re-render what it re-reads
+                  (self.settings.lexicon.parent, self.settings.lexicon.name),  # re-render what it re-reads
+                  (self.settings.screening_dir, LIST_GLOB)]  # a word added to a list keeps its texts off air
         # The baseline is taken before the first load, so an edit made while the daemon starts is a change.
         watch = await InputWatch.start(inputs)
         lineup = await self._load_lineup()

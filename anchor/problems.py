@@ -24,6 +24,12 @@ class Problem:
         hint = f" — {self.hint}" if self.hint else ""
         return f"{where}:{key} {self.message}{hint}"
 
+    def as_record(self) -> dict[str, str | int | None]:
+        """The problem as plain fields, for machines (`anchor check --json`)."""
+        return {"file": str(self.file), "line": self.line, "column": self.column,
+                "severity": "warning" if self.warning else "error", "key": self.key or None,
+                "message": self.message, "hint": self.hint or None}
+
 
 @dataclass
 class InputError(Exception):

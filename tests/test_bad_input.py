@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -162,3 +163,89 @@ def test_scripts_too_large_to_air_are_refused_before_rendering(project: Project)
     result = project.run("render", "book.md", "--out", "out")
     assert result.returncode == 2 and not (project.root / "out").exists()
     no_traceback(result)
+
+
+_MANY_PROBLEMS = """[channel]
+id = "many"
+timezone = "Asia/Shanghai"
+colour = "red"
+
+[[slot]]
+script = "health/missing.md"
+cron = "0 9 * * *"
+
+[[slot]]
+script = "../outside.md"
+cron = "0 10 * * *"
+
+[[slot]]
+script = "fine.md"
+cron = "0 99 * * *"
+"""
+# The line of each problem above, and a word of what it says.
+_MANY_LINES = {4: "colour", 7: "health/missing.md", 11: "..", 16: "cron hour 99"}
+
+
+def _many_problems(project: Project) -> None:
+    project.script("fine.md", script_text("好的。"))
+    (project.root / "schedules").mkdir()
+    (project.root / "schedules" / "many.toml").write_text(_MANY_PROBLEMS, encoding="utf-8")
+
+
+def test_check_lists_every_problem_of_a_channel_file_at_once(project: Project) -> None:
+    """A missing script and a `..` path used to show only once the unknown key and the bad cron were fixed."""
+    _many_problems(project)
+    code, folded = _check(project)
+    stderr = folded.replace("\n    ", " ")  # a long problem folds onto indented lines
+    assert code == 2
+    for line, word in _MANY_LINES.items():
+        found = [text for text in stderr.splitlines() if f"many.toml:{line}:" in text]
+        assert len(found) == 1 and word in found[0], stderr
+    assert 'write a path such as "health/hypertension.md"' in stderr and 'cron = "0 9 * * mon-fri"' in stderr
+    assert "4 problems found" in stderr
+
+
+def test_check_reads_the_scripts_dir_of_an_anchor_toml_with_errors(project: Project) -> None:
+    """A bad [log] level and an unknown engine table are both named, and the scripts are checked in the folder
+    paths.scripts_dir names rather than the default one."""
+    base = project.config.read_text().replace('scripts_dir = "scripts_content"', 'scripts_dir = "texts"')
+    project.config.write_text(base + '\n[speech.engines.festival]\nvoice = "x"\n\n[log]\nlevel = "LOUD"\n')
+    (project.root / "texts").mkdir()
+    (project.root / "texts" / "typo.md").write_text('+++\ntitle = "x"\ncolour = "red"\n+++\n\n正文。\n',
+                                                    encoding="utf-8")
+    code, stderr = _check(project)
+    assert code == 2
+    assert "unknown engine 'festival'" in stderr and "level must be one of" in stderr, stderr
+    assert "typo.md:3" in stderr and "does not exist" not in stderr, stderr
+    assert "3 problems found" in stderr
+
+
+def test_check_json_lists_every_problem_and_the_verdict(project: Project) -> None:
+    _many_problems(project)
+    result = project.run("check", "--json")
+    no_traceback(result)
+    assert result.returncode == 2, result.stderr
+    document = json.loads(result.stdout)
+    assert document["verdict"] == "errors" and document["errors"] == 4 and document["warnings"] == 0
+    problems = document["problems"]
+    assert {p["line"]: p["severity"] for p in problems} == dict.fromkeys(_MANY_LINES, "error")
+    for problem in problems:
+        assert problem["file"].endswith("many.toml") and "column" in problem
+        assert _MANY_LINES[problem["line"]] in problem["message"] + str(problem["hint"])
+    assert "problems found" not in result.stderr  # the document is the whole answer
+
+
+def test_check_json_on_a_valid_site_with_a_warning(project: Project) -> None:
+    """Warnings alone: verdict ok, exit 0, the warning listed with its line."""
+    project.script("fine.md", script_text("好的。"))
+    past = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    (project.root / "schedules").mkdir()
+    (project.root / "schedules" / "once.toml").write_text(
+        f'[channel]\nid = "once"\ntimezone = "Asia/Shanghai"\n\n[[slot]]\nscript = "fine.md"\nat = {past}\n',
+        encoding="utf-8")
+    result = project.run("check", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    assert document["verdict"] == "ok" and document["errors"] == 0 and document["channels"] == 1
+    assert [(p["line"], p["severity"]) for p in document["problems"]] == [(7, "warning")]
+    assert "in the past" in document["problems"][0]["message"]

@@ -2,6 +2,9 @@
 
 Approving screens the script (its title and every line) first: a listed claim refuses the approval unless
 it is accepted by name with a reason (--accept WORD=REASON), and what was accepted is recorded with it.
+An approver with a scope ([approvers.NAME] channels = [...]) approves only texts a channel in it airs; a
+text no channel airs yet only an approver of every channel may approve, since an approval follows the text
+to whichever channel airs it later. An unchanged text already approved is not approved again.
 """
 
 from __future__ import annotations
@@ -19,25 +22,27 @@ from anchor.problems import InputError, Problem
 if TYPE_CHECKING:
     from anchor.config import Approver, Settings
     from anchor.content import Script
-    from anchor.content.screening import Hit
 
 
 def screening_problems(app_settings: Settings, scripts: list[Script]) -> list[Problem]:
-    """Every listed claim in the scripts, each at file:line:column with its list: warnings for `check`."""
+    """Every listed claim in the scripts that no approval of the script's current text accepted, each at
+    file:line:column with its list: errors for `check`, as such a text airs on no channel."""
+    from anchor.content.approvals import ApprovalBook
+    from anchor.content.clearance import clearance, hit_problem, screen_file
     from anchor.content.screening import Screen
 
     screen = Screen.from_lists(app_settings.screening_dir)
+    book: ApprovalBook | None = None
     problems = []
     for script in scripts:
-        for hit in screen.screen(script.source.read_text(encoding="utf-8-sig")):
-            problems.append(_hit_problem(script.source, hit))
+        hits = screen_file(screen, script.source)
+        if not hits:
+            continue
+        if book is None:  # only a text with hits asks the as-run log which were accepted
+            book = ApprovalBook(read_log(app_settings).approvals())
+        found = clearance(script.name, hits, book.status(script.name, script.content_hash))
+        problems += [hit_problem(script.source, script.name, hit) for hit in found.unaccepted]
     return problems
-
-
-def _hit_problem(path: Path, hit: Hit) -> Problem:
-    return Problem(path, hit.line, f"“{hit.text}” is the listed claim “{hit.word}” ({hit.category}, "
-                   f"{hit.list_file.name}:{hit.list_line})", f"reword it, or approve with --accept "
-                   f"'{hit.word}=<why it is right here>'", warning=True, column=hit.column)
 
 
 def _approver(app_settings: Settings, name: str) -> Approver:
@@ -67,6 +72,38 @@ def _accepted(accept: list[str]) -> dict[str, str]:
     return reasons
 
 
+def _airing_channels(app_settings: Settings) -> dict[str, list[str]]:
+    """Script name → the ids of the channels whose slots air it (or air it as their fallback)."""
+    from anchor.schedule.channel import read_channel_files
+
+    try:
+        files = read_channel_files(app_settings)
+    except InputError:  # no schedules folder: no channel airs anything yet
+        return {}
+    airing: dict[str, list[str]] = {}
+    for found in files:
+        if found.channel is None:
+            continue
+        names = {name for s in found.channel.slots for name in (*s.scripts, s.fallback) if name}
+        for name in names:
+            airing.setdefault(name, []).append(found.channel.id)
+    return airing
+
+
+def _out_of_scope(by: str, approver: Approver, script: Script, channels: list[str]) -> Problem | None:
+    """Why `by` may not approve this script: no channel that airs it is theirs; None when they may."""
+    if approver.channels is None or any(approver.covers(c) for c in channels):
+        return None
+    theirs = ", ".join(approver.channels)
+    if not channels:
+        return Problem(script.source, None, f"{by} ({approver.role}) approves for channels {theirs} only, and "
+                       f"{script.name} airs on no channel yet", "an approval follows the text to any channel, so "
+                       "an approver of every channel (no channels = [...]) approves it, or schedule it first")
+    return Problem(script.source, None, f"{by} ({approver.role}) approves for channels {theirs} only; "
+                   f"{script.name} airs on {', '.join(sorted(channels))}",
+                   "ask an approver of those channels, or add the channel to [approvers." + by + "] channels")
+
+
 def approve(
     scripts: Annotated[list[str], typer.Argument(help="Scripts, by their path inside scripts_content/.")],
     by: Annotated[str, typer.Option("--by", help="Who approves: a name under [approvers] in anchor.toml.")],
@@ -75,6 +112,8 @@ def approve(
     = None,
 ) -> None:
     """Approve the current text of each script; a script with listed claims needs each accepted by name."""
+    from anchor.content.approvals import ApprovalBook
+    from anchor.content.clearance import clearance, hit_problem, screen_file
     from anchor.content.screening import Screen
     from anchor.store import Approval, ApprovalAction, open_store
 
@@ -82,14 +121,28 @@ def approve(
     approver = _approver(app_settings, by)
     reasons = _accepted(accept or [])
     loaded = [_load(app_settings, name) for name in scripts]
+    airing = _airing_channels(app_settings) if approver.channels is not None else {}
     screen = Screen.from_lists(app_settings.screening_dir)
+    asrun = open_store(app_settings.database_url)
+    book = ApprovalBook(asrun.approvals())
     refused: list[Problem] = []
     records = []
     for script in loaded:
-        hits = screen.screen(script.source.read_text(encoding="utf-8-sig"))
+        outside = _out_of_scope(by, approver, script, airing.get(script.name, []))
+        if outside is not None:
+            refused.append(outside)
+            continue
+        hits = screen_file(screen, script.source)
         unaccepted = [h for h in hits if h.word not in reasons]
         if unaccepted:
-            refused += [_hit_problem(script.source, h) for h in unaccepted]
+            refused += [hit_problem(script.source, script.name, h) for h in unaccepted]
+            continue
+        status = book.status(script.name, script.content_hash)
+        if status.approved and status.decision is not None and clearance(script.name, hits, status).clear:
+            decided = status.decision
+            out().print(f"{escape(script.name)} (text {script.content_hash[:12]}) is already approved by "
+                        f"{escape(decided.by)} ({escape(decided.role)}) at "
+                        f"{channel_time(decided.at, None, 'minutes')}: nothing recorded")
             continue
         accepted = [{"word": h.word, "category": h.category, "list": h.list_file.name, "line": h.line,
                      "column": h.column, "text": h.text, "reason": reasons[h.word]} for h in hits]
@@ -97,8 +150,7 @@ def approve(
                                 by=by, role=approver.role, note=note, at=datetime.now(UTC),
                                 accepted_hits=json.dumps(accepted, ensure_ascii=False) if accepted else None))
     if refused:
-        raise InputError([Problem(p.file, p.line, p.message, p.hint, p.key, False, p.column) for p in refused])
-    asrun = open_store(app_settings.database_url)
+        raise InputError(refused)
     for record in records:
         asrun.record_approval(record)
         out().print(f"approved {escape(record.script)} (text {record.content_hash[:12]}) by {escape(by)} "

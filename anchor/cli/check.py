@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 
 from anchor.cli.approvals import screening_problems
-from anchor.cli.common import EXIT_BAD_INPUT, Options, err, out, read_log, report
+from anchor.cli.common import EXIT_BAD_INPUT, Options, channel_time, err, out, read_log, report
 from anchor.problems import InputError, Problem
 
 if TYPE_CHECKING:
@@ -89,17 +91,47 @@ def _approval_outlook(settings: Settings, channels: list[Channel]) -> list[Probl
         if seen is None or seen.reason is None:
             continue
         fate = f"its fallback {seen.airs} airs" if seen.airs else "it will be skipped"
-        problems.append(Problem(gated[item.channel].source, None, f"slot {item.slot} at "
-                                f"{item.planned_at.isoformat(timespec='minutes')}: {fate}: {seen.reason}",
+        when = channel_time(item.planned_at, gated[item.channel].zone, "minutes")
+        problems.append(Problem(gated[item.channel].source, None, f"slot {item.slot} at {when}: {fate}: {seen.reason}",
                                 "anchor approve the script's current text", warning=True))
     return problems
 
 
-def check() -> None:
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON document: every problem and the verdict.")]
+
+
+def check(as_json: AsJson = False) -> None:
     """Validate anchor.toml, every channel and every script; list every problem with file:line. Exit 2 if any."""
+    try:
+        problems, channel_count, script_count = _every_problem()
+    except InputError as exc:  # a problem no check above could place beside the others
+        problems, channel_count, script_count = list(exc.problems), 0, 0
+    problems = list(dict.fromkeys(problems))  # a calendar file's error reaches every channel that uses it
+    errors = [p for p in problems if not p.warning]
+    if as_json:
+        import json
+        import sys
+
+        sys.stdout.write(json.dumps({
+            "config": str(Options.config), "verdict": "errors" if errors else "ok", "errors": len(errors),
+            "warnings": len(problems) - len(errors), "channels": channel_count, "scripts": script_count,
+            "problems": [p.as_record() for p in problems]}, ensure_ascii=False, indent=2) + "\n")
+        if errors:
+            raise SystemExit(EXIT_BAD_INPUT)
+        return
+    report(problems)
+    if errors:
+        err().print(f"{len(errors)} problem{'s' * (len(errors) != 1)} found")
+        raise SystemExit(EXIT_BAD_INPUT)
+    out().print(f"ok: {Options.config}, {channel_count} channel{'s' * (channel_count != 1)} and "
+                f"{script_count} script{'s' * (script_count != 1)} are valid")
+
+
+def _every_problem() -> tuple[list[Problem], int, int]:
+    """Every problem of every input, warnings included; and how many channels and scripts are valid."""
     import asyncio
 
-    from anchor.config import default_settings, load_settings
+    from anchor.config import load_settings_leniently
     from anchor.content import find_scripts, load_script
     from anchor.preflight import (
         CALENDAR_NOTICE,
@@ -112,13 +144,8 @@ def check() -> None:
         settings_problems,
     )
 
-    problems: list[Problem] = []
-    try:
-        settings = load_settings(Options.config)
-        problems += settings_problems(settings)
-    except InputError as exc:
-        problems.extend(exc.problems)
-        settings = default_settings(Options.config.resolve().parent)
+    settings, problems = load_settings_leniently(Options.config)
+    problems += settings_problems(settings)  # its sections with errors are at their defaults here
     engines_usable = not problems  # an engine table with errors cannot be built to ask about voices
     scripts: list[Script] = []
     if not settings.scripts_dir.is_dir():
@@ -149,10 +176,4 @@ def check() -> None:
     except InputError as exc:  # an institution's word list with errors
         problems.extend(exc.problems)
     problems += _approval_outlook(settings, channels)
-    report(problems)
-    errors = [p for p in problems if not p.warning]
-    if errors:
-        err().print(f"{len(errors)} problem{'s' * (len(errors) != 1)} found")
-        raise SystemExit(EXIT_BAD_INPUT)
-    out().print(f"ok: {Options.config}, {channel_count} channel{'s' * (channel_count != 1)} and "
-                f"{len(scripts)} script{'s' * (len(scripts) != 1)} are valid")
+    return problems, channel_count, len(scripts)

@@ -29,15 +29,14 @@ if TYPE_CHECKING:
     from anchor.schedule.planner import PlannedAiring
 
 
-def _outlook(app_settings: Settings, chosen: list[Channel], asrun: AsRunReading) -> ApprovalOutlook | None:
-    """What approval allows, for channels that require it; None when none does."""
-    gated = {c.id: c for c in chosen if c.approval_required}
-    if not gated:
-        return None
+def _outlook(app_settings: Settings, chosen: list[Channel], asrun: AsRunReading) -> ApprovalOutlook:
+    """What approval and screening allow: a text with a listed claim not accepted airs on no channel."""
     from anchor.content.approvals import ApprovalBook
+    from anchor.content.screening import Screen
     from anchor.onair.outlook import ApprovalOutlook
 
-    return ApprovalOutlook(gated, ApprovalBook(asrun.approvals()), app_settings.scripts_dir)
+    return ApprovalOutlook({c.id: c for c in chosen}, ApprovalBook(asrun.approvals()), app_settings.scripts_dir,
+                           Screen.from_lists(app_settings.screening_dir))
 
 
 def _script_cell(p: PlannedAiring, seeing: ApprovalOutlook | None) -> str:
@@ -57,7 +56,7 @@ def _write_json(planned: Iterator[PlannedAiring], seeing: ApprovalOutlook | None
                                   "planned_at": p.planned_at.isoformat(),
                                   "planned_at_utc": p.planned_at_utc.isoformat(), "priority": p.priority}
         seen = seeing.of(p) if seeing else None
-        if seen is not None:  # on a channel that requires approval: what really airs, and why not the script
+        if seen is not None:  # what really airs, and why not the script (not approved, or a listed claim)
             row["airs"], row["not_approved"] = seen.airs, seen.reason
         chunk.append(encode(row))
         if len(chunk) >= 4096:

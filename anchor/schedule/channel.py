@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from anchor.config import OutputRef, Settings
 from anchor.problems import InputError, Problem
 from anchor.schedule.calendar import ChinaWorkCalendar, load_calendar
+from anchor.schedule.cron import EXAMPLE as CRON_EXAMPLE
 from anchor.schedule.cron import CronError, CronSpec
 from anchor.tomlsource import TomlSource, read_text, validation_problems
 
@@ -65,7 +66,7 @@ class SlotModel(Model):
             try:
                 CronSpec.parse(v)
             except CronError as exc:
-                raise ValueError(str(exc)) from None
+                raise ValueError(str(exc) if "write" in str(exc) else f"{exc}: write e.g. {CRON_EXAMPLE}") from None
         return v
 
     @field_validator("every", "grace")
@@ -212,6 +213,10 @@ class Channel:
         return None
 
 
+def _in_line_order(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: p.line or 0)
+
+
 def _slot_id(model: SlotModel) -> str:
     if model.name:
         return model.name
@@ -234,6 +239,25 @@ def _script_problem(settings: Settings, name: str) -> str | None:
     if not target.is_file():
         return f"script '{name}' does not exist in {settings.paths.scripts_dir}/"
     return None
+
+
+def _script_path_problems(source: TomlSource, settings: Settings) -> list[Problem]:
+    """Every slot's script, rotation and fallback paths as written. Read from the TOML itself, not the validated
+    model, so a missing script shows beside a bad cron or an unknown key of the same file, in one `anchor check`."""
+    slots = source.data.get("slot")
+    problems: list[Problem] = []
+    for index, table in enumerate(slots if isinstance(slots, list) else []):
+        if not isinstance(table, dict):
+            continue
+        for key in ("script", "rotate", "fallback"):
+            value = table.get(key)
+            names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+            for name in names:
+                why = _script_problem(settings, name) if isinstance(name, str) else None
+                if why:
+                    problems.append(source.problem(("slot", index, key), why,
+                                                   'write a path such as "health/hypertension.md"'))
+    return problems
 
 
 CalendarSource = Callable[[], ChinaWorkCalendar]
@@ -261,11 +285,11 @@ def load_channel(path: Path, settings: Settings, now: datetime | None = None,
                  calendar: CalendarSource | None = None) -> tuple[Channel, list[Problem]]:
     """One channel file; raises InputError on errors, returns warnings beside the channel."""
     source = TomlSource(path, read_text(path))
+    errors = _script_path_problems(source, settings)
     try:
         parsed = ChannelFileModel.model_validate(source.data)
     except ValidationError as exc:
-        raise InputError(validation_problems(source, exc, ChannelFileModel)) from None
-    errors: list[Problem] = []
+        raise InputError(_in_line_order(validation_problems(source, exc, ChannelFileModel) + errors)) from None
     warnings: list[Problem] = []
     defaults = settings.channels
     zone = ZoneInfo(parsed.channel.timezone)
@@ -281,15 +305,6 @@ def load_channel(path: Path, settings: Settings, now: datetime | None = None,
     now = now or datetime.now(UTC)
     for index, model in enumerate(parsed.slot):
         names = [model.script] if model.script else list(model.rotate or [])
-        for name in names:
-            why = _script_problem(settings, name)
-            if why:
-                key = "script" if model.script else "rotate"
-                errors.append(source.problem(("slot", index, key), why,
-                                             'write a path such as "health/hypertension.md"'))
-        if model.fallback is not None and (why := _script_problem(settings, model.fallback)):
-            errors.append(source.problem(("slot", index, "fallback"), why,
-                                         'write a path such as "health/hypertension.md"'))
         slot_id = _slot_id(model)
         if slot_id in seen:
             errors.append(source.problem(("slot", index), f"two slots are both '{slot_id}'",
@@ -323,7 +338,7 @@ def load_channel(path: Path, settings: Settings, now: datetime | None = None,
                                        'calendar: no slot here says days = "workdays" or except = "holidays"',
                                        'add days = "workdays" to the slots that stop on closed days', warning=True))
     if errors:
-        raise InputError(errors)
+        raise InputError(_in_line_order(errors))
     channel = Channel(
         id=parsed.channel.id, name=parsed.channel.name or parsed.channel.id, zone=zone,
         language=parsed.channel.language or settings.speech.language,

@@ -4,6 +4,9 @@ A secret named `obs-password` for the thing `studio` is looked up as, in order:
   1. the environment variable ANCHOR_OBS_PASSWORD_STUDIO;
   2. $CREDENTIALS_DIRECTORY/obs-password-studio (systemd LoadCredential=);
   3. $CREDENTIALS_DIRECTORY/obs-password (one secret shared by every such thing).
+Each file is also found with the prefix `anchor_`: the shipped unit loads the folder /etc/anchor/credentials
+whole (`LoadCredential=anchor:/etc/anchor/credentials`), and systemd names each file of a folder
+`<id>_<file>`, so a site puts there only the secrets it uses.
 Empty values count as absent; a file's trailing newline is dropped.
 """
 
@@ -14,6 +17,8 @@ import re
 from pathlib import Path
 
 _SAFE_FILE_PART = re.compile(r"[A-Za-z0-9._-]+")
+# The id of the unit's folder load (systemd/anchor.service): its files arrive as anchor_<file>.
+FOLDER_CREDENTIAL_PREFIX = "anchor_"
 
 
 class CredentialError(Exception):
@@ -40,7 +45,7 @@ def find_secret(secret: str, owner: str) -> str | None:
     files = [secret]
     if _SAFE_FILE_PART.fullmatch(owner) and owner not in (".", ".."):  # a name never becomes a path
         files.insert(0, credential_file_name(secret, owner))
-    for file_name in files:
+    for file_name in (name for plain in files for name in (plain, FOLDER_CREDENTIAL_PREFIX + plain)):
         path = Path(directory) / file_name
         try:
             text = path.read_text(encoding="utf-8")

@@ -451,3 +451,16 @@ def test_password_from_credentials_directory(monkeypatch: pytest.MonkeyPatch, tm
 def test_backoff_is_exponential_and_capped() -> None:
     delays = backoff_delays(0.5, 10.0)
     assert [next(delays) for _ in range(8)] == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
+
+
+def test_secrets_from_the_units_folder_load_carry_its_prefix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """systemd/anchor.service loads /etc/anchor/credentials whole (LoadCredential=anchor:<folder>): systemd
+    names each file anchor_<file>. A site without OBS has no obs-password there, and nothing fails."""
+    for name in ("ANCHOR_OBS_PASSWORD_HALL", "ANCHOR_OBS_PASSWORD_LOBBY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    assert find_secret(PASSWORD, "hall") is None
+    (tmp_path / "anchor_obs-password").write_text("shared\n")
+    (tmp_path / "anchor_obs-password-hall").write_text("hall-secret\n")
+    assert find_secret(PASSWORD, "hall") == "hall-secret"
+    assert find_secret(PASSWORD, "lobby") == "shared"

@@ -84,7 +84,8 @@ def test_unit_declares_what_the_daemon_relies_on() -> None:
     assert settings["Type"] == ["notify"] and settings["NotifyAccess"] == ["main"]
     assert settings["WatchdogSec"] == ["30"]
     assert settings["ExecStart"] == [f"{INSTALLED_BINARY} --config /etc/anchor/anchor.toml run"]
-    assert settings["LoadCredential"] == ["obs-password:/etc/anchor/credentials/obs-password"]
+    # One folder load: every secret optional (a site without OBS has no obs-password), none named one by one.
+    assert settings["LoadCredential"] == ["anchor:/etc/anchor/credentials"]
     assert "IPAddressDeny" not in settings  # edge-tts and OBS need the network
 
 

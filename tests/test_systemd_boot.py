@@ -50,6 +50,7 @@ SERVICE = "anchor.service"
 WATCHDOG_SEC = 3
 AIR_IN = 15  # seconds from writing the site to the file channel's slot: boot, READY and the render fit
 STATE = "/var/lib/anchor"
+CREDENTIAL_ID = "anchor"  # LoadCredential=anchor:/etc/anchor/credentials
 LOG_INSIDE = "/run/anchor-test"  # the daemon's output (no journald in this boot), a folder of the test's
 
 # Only what a test must change. ExecStart stays as shipped: the namespace has /opt/anchor/.venv and
@@ -168,14 +169,12 @@ request_timeout = 2.0
         head.format(id="studio", output="obs:studio") + slot("later", f"at = {at(3 * 3600)}"), encoding="utf-8")
     for entry in [site, *site.rglob("*")]:
         entry.chmod(0o755 if entry.is_dir() else 0o644)
-    for credential in settings["LoadCredential"]:
-        _, _, source = credential.partition(":")
-        assert source.startswith("/etc/anchor/"), f"LoadCredential={credential}: expected under /etc/anchor"
-        path = site / Path(source).relative_to("/etc/anchor")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.parent.chmod(0o700)
-        path.write_text(password + "\n", encoding="utf-8")
-        path.chmod(0o600)
+    # The unit loads the credentials folder whole; this site uses OBS and no other secret.
+    assert settings["LoadCredential"] == [f"{CREDENTIAL_ID}:/etc/anchor/credentials"], settings["LoadCredential"]
+    (site / "credentials").mkdir(mode=0o700)
+    (site / "credentials").chmod(0o700)
+    (site / "credentials" / "obs-password").write_text(password + "\n", encoding="utf-8")
+    (site / "credentials" / "obs-password").chmod(0o600)
 
 
 def _record_start(booted: Booted, timeout: float = 90) -> None:
@@ -346,7 +345,10 @@ def test_load_credential_hands_the_daemon_the_obs_password(booted: Booted) -> No
     assert booted.password not in (booted.site / "anchor.toml").read_text()
     source = booted.site / "credentials" / "obs-password"
     assert source.stat().st_mode & 0o777 == 0o600 and source.stat().st_uid == 0
-    inside = booted.machine.nsenter("cat", "/run/credentials/anchor.service/obs-password")
+    # systemd names a folder's files <id>_<file>; the folder holds nothing else, and nothing else arrives.
+    inside = booted.machine.nsenter("cat", f"/run/credentials/anchor.service/{CREDENTIAL_ID}_obs-password")
+    listed = booted.machine.nsenter("ls", "-A", "/run/credentials/anchor.service")
+    assert listed.stdout.split() == [f"{CREDENTIAL_ID}_obs-password"], listed
     assert inside.stdout.strip() == booted.password, inside.stderr
 
 

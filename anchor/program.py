@@ -221,8 +221,10 @@ async def render_program(script: Script, settings: Settings, chain: EngineChain,
     """The Program for `script`: from the cache when it is there, else rendered by the first engine that can.
 
     Voices are asked for in order: `voice` (the command line), the script's own, then `voices` (a
-    channel's voice and fallback voice). Raises UnknownVoice for an explicit voice no engine in the chain
-    has, RenderError when every engine failed.
+    channel's voice and fallback voice). The cache is looked up for every engine first: a cached Program is
+    returned at once, and when it is a later engine's (a fallback voice), the engines before it are tried
+    again in the background (`chain.settle` waits for that), never in front of the hit. Raises UnknownVoice
+    for an explicit voice no engine in the chain has, RenderError when every engine failed.
     """
     explicit = voice or script.voice
     if explicit and not any(e.owns_voice_name(explicit) for e in chain.engines):
@@ -230,6 +232,7 @@ async def render_program(script: Script, settings: Settings, chain: EngineChain,
                            f"named '{explicit}' (`anchor voices` lists them)")
     requested = [v for v in [explicit, *(voices or [])] if v]
     reasons: list[str] = []
+    uncached: list[Candidate] = []  # the engines before a hit, in the chain's order
     for engine in chain.engines:
         try:
             chosen = await _voice_for(engine, script, requested)
@@ -239,17 +242,46 @@ async def render_program(script: Script, settings: Settings, chain: EngineChain,
             reasons.append(f"{engine.name}: {exc}")  # it does not speak this language: the next one may
             continue
         key = program_key(script, engine, chosen, settings)
-        hit = cache.get(key)
-        if hit is not None:  # a finished Program is served even while its engine is down
-            PROGRAM_CACHE_LOOKUPS.labels("hit").inc()
-            found = Program.load(hit)
-            return found.model_copy(update={"cache_hit": True, "fallback_reason": "; ".join(reasons) or None})
-        PROGRAM_CACHE_LOOKUPS.labels("miss").inc()
+        hit = await asyncio.to_thread(cache.get, key)
+        if hit is None:
+            uncached.append(Candidate(engine, chosen, key))
+            continue
+        # A finished Program is served even while its engine is down, and before any engine is asked.
+        PROGRAM_CACHE_LOOKUPS.labels("hit").inc()
+        found = Program.load(hit)
+        if any(not chain.breakers[c.engine.name].is_open() for c in uncached):
+            chain.in_background(uncached[0].key,
+                                _retry_preferred(script, settings, chain, cache, uncached, list(reasons)))
+        for earlier in uncached:
+            breaker = chain.breakers[earlier.engine.name]
+            reasons.append(f"{earlier.engine.name} skipped: {breaker.describe()}" if breaker.is_open() else
+                           f"{earlier.engine.name}: no Program of its voice yet; it is tried in the background")
+        return found.model_copy(update={"cache_hit": True, "fallback_reason": "; ".join(reasons) or None})
+    PROGRAM_CACHE_LOOKUPS.labels("miss").inc()
+    return await _render_first(script, settings, chain, cache, uncached, reasons)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An engine that may render the Program, with its voice and the cache key it would have."""
+
+    engine: SpeechEngine
+    voice: str
+    key: str
+
+
+async def _render_first(script: Script, settings: Settings, chain: EngineChain, cache: ProgramCache,
+                        candidates: list[Candidate], reasons: list[str]) -> Program:
+    """Render with the first candidate whose breaker admits it and that can speak the whole script."""
+    reasons = list(reasons)
+    for candidate in candidates:
+        engine = candidate.engine
         if not chain.admits(engine, reasons):
             continue
         fallback = "; ".join(reasons) or None
         try:
-            program = await _render_with(script, engine, chosen, key, chain, cache, settings, fallback)
+            program = await _render_with(script, engine, candidate.voice, candidate.key, chain, cache, settings,
+                                         fallback)
         except EngineFailed as exc:
             log.debug("%s: %s; trying the next engine", script.name, exc)
             reasons.append(str(exc))
@@ -258,6 +290,22 @@ async def render_program(script: Script, settings: Settings, chain: EngineChain,
             raise RenderError(f"{engine.name} spoke, but the audio could not be finished: {exc}") from exc
         if fallback:
             TTS_FALLBACKS.labels(chain.engines[0].name, engine.name).inc()
-            log.warning("%s rendered with %s (%s) because %s", script.name, engine.name, chosen, fallback)
+            log.warning("%s rendered with %s (%s) because %s", script.name, engine.name, candidate.voice, fallback)
         return program
     raise RenderError("; ".join(reasons) or "no engine is configured")
+
+
+async def _retry_preferred(script: Script, settings: Settings, chain: EngineChain, cache: ProgramCache,
+                           preferred: list[Candidate], reasons: list[str]) -> None:
+    """In the background of a fallback voice's cache hit: render with the engines the chain prefers, so the
+    next lookup finds their Program. A failure only feeds their breakers; the cached Program keeps airing.
+    `reasons`: why engines before those were passed over (their language)."""
+    try:
+        program = await _render_first(script, settings, chain, cache, preferred, reasons)
+    except RenderError as exc:
+        log.info("%s: the cached fallback Program stays: %s", script.name, exc)
+    except Exception:
+        log.exception("%s: retrying the preferred engine failed", script.name)
+    else:
+        log.info("%s: rendered with %s (%s) in the background; it replaces the fallback from now on",
+                 script.name, program.engine, program.voice)

@@ -172,7 +172,8 @@ def test_circuit_breaker_opens_then_recovers(project: Project, fake_edge: FakeEd
     assert new_connections == 1 and breaker.allows() and breaker.failures == 0 and breaker.opened_at is None
 
 
-def test_fallback_program_is_not_served_for_edge(project: Project, fake_edge: FakeEdgeServer, tmp_path: Path) -> None:
+def test_fallback_program_is_served_while_edge_replaces_it_behind(project: Project, fake_edge: FakeEdgeServer,
+                                                                   tmp_path: Path) -> None:
     project.write_config(engines=("edge", "espeak"), edge=fake_edge)
     script = project.script("cached.md", script_text(f"{GREETING}{THANKS}"))
 
@@ -180,16 +181,70 @@ def test_fallback_program_is_not_served_for_edge(project: Project, fake_edge: Fa
     _, down = render(project, script, tmp_path / "1")
     assert down["engine"] == "espeak" and not down["cache_hit"]
 
-    fake_edge.mode = "ok"
-    _, back = render(project, script, tmp_path / "2")
-    assert (back["engine"], back["cache_hit"], back["fallback_reason"]) == ("edge", False, None)
+    fake_edge.mode = "ok"  # the service is back: the cached fallback airs, edge renders behind it
+    _, served = render(project, script, tmp_path / "2")
+    assert (served["engine"], served["cache_hit"], served["key"]) == ("espeak", True, down["key"])
+    assert "edge: no Program of its voice yet; it is tried in the background" in served["fallback_reason"]
     assert sorted(r["text"] for r in fake_edge.requests) == sorted([GREETING, THANKS])
 
     seen = fake_edge.connections
-    _, again = render(project, script, tmp_path / "3")
-    assert (again["engine"], again["cache_hit"], again["key"]) == ("edge", True, back["key"])
-    assert fake_edge.connections == seen  # nothing synthesized
-    assert (tmp_path / "3" / "program.wav").read_bytes() == (tmp_path / "2" / "program.wav").read_bytes()
+    _, back = render(project, script, tmp_path / "3")
+    assert (back["engine"], back["cache_hit"], back["fallback_reason"]) == ("edge", True, None)
+    assert fake_edge.connections == seen  # nothing synthesized: the background render was kept
+    assert (tmp_path / "3" / "program.wav").read_bytes() != (tmp_path / "1" / "program.wav").read_bytes()
+
+
+def test_a_cache_hit_never_waits_for_the_preferred_engine(project: Project, fake_edge: FakeEdgeServer) -> None:
+    """The espeak Program cached while edge was down is returned before edge is asked again; edge is retried
+    in the background (here it hangs: three 2 s timeouts), and its failure does not touch the hit."""
+    project.write_config(engines=("edge", "espeak"), edge=fake_edge, timeout=2, retries=2)
+    settings = load_settings(project.config)
+    chain = EngineChain(settings)
+    cache = ProgramCache(settings.cache_dir, 1 << 30)
+    script = load_script(project.script("s.md", script_text(GREETING)), project.scripts)
+
+    async def scenario() -> tuple[Program, Program, int, bool]:
+        fake_edge.mode = "forbidden"  # one failure: the breaker stays closed
+        first = await render_program(script, settings, chain, cache)
+        fake_edge.mode = "hang"
+        seen = fake_edge.connections
+        second = await render_program(script, settings, chain, cache)
+        asked_before_the_hit = fake_edge.connections - seen
+        pending = chain.retrying == 1
+        await chain.settle()
+        return first, second, asked_before_the_hit, pending
+
+    first, second, asked_before_the_hit, pending = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert first.engine == "espeak" and not first.cache_hit
+    assert (second.engine, second.cache_hit, second.key) == ("espeak", True, first.key)
+    assert asked_before_the_hit == 0 and pending  # the hit came back first; edge was still being tried
+    assert fake_edge.connections == 2 + 3  # 403 (the client retries it once), then three timeouts behind the hit
+    assert chain.breakers["edge"].failures == 2 and not chain.breakers["edge"].is_open()
+
+
+def test_an_endpoint_that_does_not_resolve_opens_the_breaker_at_once(project: Project, tmp_path: Path) -> None:
+    """Offline (the cloud voice's name does not resolve): one attempt, not retries, opens the breaker for every
+    anchor process; the next render of the same script is the cached Program, with no engine asked at all."""
+    project.write_config(
+        '\n[speech.engines.edge]\nendpoint = "wss://anchor-test.invalid/edge/v1?TrustedClientToken=x"\n'
+        'voice_list_endpoint = "https://anchor-test.invalid/voices/list?trustedclienttoken=x"\n',
+        engines=("edge", "espeak"), timeout=3, retries=2)
+    script = project.script("offline.md", script_text(f"{GREETING}{THANKS}"))
+    breakers = project.root / "data" / "breakers.json"
+
+    first, program = render(project, script, tmp_path / "1")
+    assert program["engine"] == "espeak" and not program["cache_hit"]
+    reason = program["fallback_reason"]
+    assert reason.startswith("edge: the service's name does not resolve") and "(after 1 attempt)" in reason, reason
+    assert "retrying" not in first.stderr
+    opened = json.loads(breakers.read_text(encoding="utf-8"))["edge"]
+    assert opened["failures"] == 1 and opened["opened_at"] is not None, opened  # open after one failure
+
+    again, cached = render(project, script, tmp_path / "2")
+    assert (cached["engine"], cached["cache_hit"], cached["key"]) == ("espeak", True, program["key"])
+    assert cached["fallback_reason"].startswith("edge skipped: circuit open after 1 failure (the service's name")
+    assert json.loads(breakers.read_text(encoding="utf-8"))["edge"] == opened  # edge was not asked again
+    assert " WARNING " not in again.stderr, again.stderr
 
 
 def test_voices_lists_edge_voices_or_says_unreachable(project: Project, fake_edge: FakeEdgeServer) -> None:

@@ -108,6 +108,9 @@ def render(
             if progress is not None and task is not None:
                 progress.advance(task)
 
+        # A fallback voice's cached Program was served at once; the preferred engine, retried behind it,
+        # finishes before this process ends so the next render finds its Program.
+        await chain.settle()
     try:
         if all_scripts:
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

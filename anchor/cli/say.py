@@ -35,8 +35,14 @@ def _speak(app_settings: Settings, text: str, language: str, engine: str | None,
         path = Path(folder) / "say.md"
         path.write_text(f'+++\ntitle = "anchor say"\nlanguage = "{language}"\n+++\n\n{text}\n', encoding="utf-8")
         script = load_script(path, Path(folder))
+
+        async def spoken() -> Program:
+            program = await render_program(script, app_settings, chain, cache, voice=voice)
+            await chain.settle()  # a preferred engine retried behind a fallback's cache hit finishes first
+            return program
+
         try:
-            return asyncio.run(render_program(script, app_settings, chain, cache, voice=voice))
+            return asyncio.run(spoken())
         except UnknownVoice as exc:
             raise BadInput(str(exc)) from None
         except RenderError as exc:

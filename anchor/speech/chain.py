@@ -1,4 +1,5 @@
-"""The engine chain: per-request timeout, retries with backoff, and a circuit breaker per engine."""
+"""The engine chain: per-request timeout, retries with backoff, a circuit breaker per engine, and the retries
+of a preferred engine that run in the background while a fallback voice's cached Program is served."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from anchor.config import ChainSettings, Settings
 from anchor.content import Prosody
@@ -20,7 +22,12 @@ BREAKERS_FILE = "breakers.json"  # in the data directory: shared by every anchor
 
 
 class EngineFailed(Exception):
-    """An engine could not speak a whole Program; the message is the reason recorded in program.json."""
+    """An engine could not speak a whole Program; the message is the reason recorded in program.json.
+    `unreachable`: its service cannot be reached at all, so its breaker opens at once."""
+
+    def __init__(self, reason: str, unreachable: bool = False) -> None:
+        super().__init__(reason)
+        self.unreachable = unreachable
 
 
 class CircuitBreaker:
@@ -78,13 +85,19 @@ class CircuitBreaker:
         except OSError as exc:  # a read-only data directory: the breaker still works in this process
             log.debug("cannot share the %s breaker through %s: %s", self.name, self.shared, exc)
 
-    def allows(self) -> bool:
+    def is_open(self) -> bool:
+        """Whether a request now would be refused, without taking the probe that `allows` would."""
         if not self.probing:
             self._load()
         if self.opened_at is None:
-            return True
-        if self.probing or self.clock() - self.opened_at < self.cooldown:
             return False
+        return self.probing or self.clock() - self.opened_at < self.cooldown
+
+    def allows(self) -> bool:
+        if self.is_open():
+            return False
+        if self.opened_at is None:
+            return True
         self.probing = True
         self._opened_before_probe, self.opened_at = self.opened_at, self.clock()
         self._save()  # the others wait out a cooldown of their own while this process probes
@@ -98,12 +111,13 @@ class CircuitBreaker:
         if was_open:
             self._save()
 
-    def record_failure(self, error: str) -> None:
+    def record_failure(self, error: str, trip: bool = False) -> None:
+        """Count a failure; `trip` opens the breaker at once (the service cannot be reached at all)."""
         if not self.probing:
             self._load()  # count on from what the other processes saw
         self.failures += 1
         self.last_error = error
-        if self.probing or self.failures >= self.threshold:
+        if trip or self.probing or self.failures >= self.threshold:
             self.opened_at = self.clock()
         self.probing = False
         self._save()
@@ -120,6 +134,8 @@ class CircuitBreaker:
             return "circuit closed"
         if self.probing:
             return f"circuit open, a probe is under way (last error: {self.last_error})"
+        if self.failures == 1:
+            return f"circuit open after 1 failure ({self.last_error})"
         return f"circuit open after {self.failures} failures in a row (last: {self.last_error})"
 
 
@@ -134,6 +150,7 @@ class EngineChain:
         self.breakers = {e.name: CircuitBreaker(self.settings.breaker_failures, self.settings.breaker_cooldown,
                                                 name=e.name, shared=shared)
                          for e in self.engines}
+        self._background: dict[str, asyncio.Task[None]] = {}
         for engine in self.engines:  # known series start at 0
             for outcome in ("ok", "error", "timeout"):
                 TTS_REQUESTS.labels(engine.name, outcome)
@@ -147,6 +164,32 @@ class EngineChain:
             return True
         skipped.append(f"{engine.name} skipped: {breaker.describe()}")
         return False
+
+    def in_background(self, key: str, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` (a retry of the preferred engine for the Program `key`) beside the caller, which does not
+        wait for it; at most one at a time for each key. It must handle its own errors."""
+        running = self._background.get(key)
+        if running is not None and not running.done():
+            work.close()
+            return
+        task = asyncio.get_running_loop().create_task(work, name=f"retry preferred engine for {key[:12]}")
+        self._background[key] = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self._background.get(key) is done:
+                del self._background[key]
+
+        task.add_done_callback(forget)
+
+    @property
+    def retrying(self) -> int:
+        """How many background retries are under way."""
+        return sum(not task.done() for task in self._background.values())
+
+    async def settle(self) -> None:
+        """Wait until the background retries end: a one-shot command, before it exits, lets them finish."""
+        while self._background:
+            await asyncio.gather(*self._background.values(), return_exceptions=True)
 
     async def _request(self, engine: SpeechEngine, text: str, voice: str, prosody: Prosody) -> SpokenAudio:
         attempts = self.settings.retries + 1
@@ -163,7 +206,8 @@ class EngineChain:
                 error = exc
                 TTS_REQUESTS.labels(engine.name, "error").inc()
             if not error.transient or attempt == attempts:
-                raise EngineFailed(f"{engine.name}: {error.reason} (after {attempt} attempt{'s' * (attempt > 1)})")
+                raise EngineFailed(f"{engine.name}: {error.reason} (after {attempt} attempt{'s' * (attempt > 1)})",
+                                   unreachable=error.unreachable)
             delay = self.settings.backoff * 2 ** (attempt - 1)
             log.debug("%s: %s; retrying in %.1fs (attempt %d of %d)", engine.name, error.reason, delay,
                         attempt + 1, attempts)
@@ -184,7 +228,7 @@ class EngineChain:
             results = await asyncio.gather(*tasks)
         except EngineFailed as exc:
             was_open = breaker.opened_at is not None
-            breaker.record_failure(str(exc).removeprefix(f"{engine.name}: "))
+            breaker.record_failure(str(exc).removeprefix(f"{engine.name}: "), trip=exc.unreachable)
             if breaker.opened_at is not None and not was_open:  # once per outage, not once per program
                 log.warning("%s: %s; not asked again for %g s", engine.name, breaker.describe(), breaker.cooldown)
             raise

@@ -61,12 +61,15 @@ class VoiceInfo:
 
 
 class EngineError(Exception):
-    """A failed request. `transient` errors are worth retrying; others skip straight to the next engine."""
+    """A failed request. `transient` errors are worth retrying; others skip straight to the next engine.
+    `unreachable`: the service cannot be reached from this PC at all (its name does not resolve), so every
+    request would fail alike: the engine's breaker opens at once instead of after several programs."""
 
-    def __init__(self, reason: str, transient: bool = True) -> None:
+    def __init__(self, reason: str, transient: bool = True, unreachable: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.transient = transient
+        self.transient = transient and not unreachable
+        self.unreachable = unreachable
 
 
 class UnknownVoice(Exception):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 
 from pydantic import Field
 
@@ -51,6 +52,12 @@ def _describe(exc: BaseException) -> EngineError:
             return EngineError("rejected by the service (HTTP 403): upgrade edge-tts", transient=False)
         transient = exc.status in (408, 429) or exc.status >= 500
         return EngineError(f"service answered HTTP {exc.status}", transient=transient)
+    cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
+    if isinstance(exc, aiohttp.ClientConnectorDNSError) or isinstance(cause, socket.gaierror):
+        # Offline or no DNS: not a blip a retry outlasts, and the same for every sentence of every program.
+        assert isinstance(cause, OSError)
+        return EngineError(f"the service's name does not resolve ({cause.strerror or cause}): this PC is offline "
+                           f"or its DNS is down", unreachable=True)
     if isinstance(exc, aiohttp.ClientConnectorError):
         return EngineError(f"cannot connect to the service ({exc.os_error.strerror or exc.os_error})")
     if isinstance(exc, asyncio.TimeoutError):

@@ -28,6 +28,9 @@ def options(
     Options.config = config
     Options.verbose = verbose
     common.setup_logging(verbose)
+    from anchor.cli.identity import become_data_owner
+
+    become_data_owner(config)  # root: run as data_dir's owner, before any command opens a file there
 
 
 app.command()(render.render)

@@ -121,3 +121,109 @@ def test_approve_refuses_listed_claims_until_each_is_accepted_by_name(project: P
     assert "cure.md" not in pending.stdout and "short.md" in pending.stdout
     unknown = project.run("approve", "cure.md", "--by", "nobody")
     assert unknown.returncode == 2 and "not an approver" in unknown.stderr and "zhang" in unknown.stderr
+
+
+CURE = "本疗法保证治愈，无副作用。"  # body line 5 of script_text: 保证治愈 at column 4, 无副作用 at column 9
+
+
+def test_a_text_with_a_listed_claim_airs_on_no_channel_until_an_approval_of_it_accepts_the_claim(
+        project: Project) -> None:
+    _site(project, "")
+    project.script("cure.md", script_text(CURE, title="新疗法"))
+    # A channel that does not require approval (the default): screening still keeps the claim off air.
+    path = channel(project, slot("claim", f"at = {at(600)}", script="cure.md")
+                   + slot("covered", f"at = {at(620)}", script="cure.md", fallback="spare.md"))
+    checked = project.run("check")
+    no_traceback(checked)
+    assert checked.returncode == 2, checked.stdout + checked.stderr
+    assert "ok:" not in checked.stdout
+    for word, where in (("保证治愈", "5:4"), ("无副作用", "5:9")):
+        assert f"cure.md:{where}: “{word}” is the listed claim “{word}”" in checked.stderr, checked.stderr
+    assert "--accept '保证治愈=" in checked.stderr
+    shown = {r["slot"]: r for r in json.loads(project.run("plan", "--hours", "1", "--json").stdout)}
+    assert shown["claim"]["airs"] is None and "listed claim" in shown["claim"]["not_approved"]
+    assert shown["covered"]["airs"] == "spare.md" and "保证治愈" in shown["covered"]["not_approved"]
+    table = "".join(project.run("plan", "--hours", "1").stdout.split())  # a narrow terminal folds the cells
+    assert "SKIPPED:cure.md:" in table and "spare.md(fallback:cure.md:" in table, table
+    path = channel(project, slot("claim", f"at = {at(12)}", script="cure.md")
+            + slot("covered", f"at = {at(14)}", script="cure.md", fallback="spare.md"))
+    with Daemon(project) as daemon:
+        wait_rows(project, lambda r: final(r, "claim", "covered"), timeout=60)
+        # Accepted by name in an approval of this very text, the claim airs, on this channel too.
+        _approve(project, "cure.md", "--accept", "保证治愈=引用药品说明书原文", "--accept", "无副作用=引用药品说明书原文")
+        assert project.run("check").returncode == 0
+        path.write_text(path.read_text(encoding="utf-8") + slot("accepted", f"at = {at(8)}", script="cure.md"),
+                        encoding="utf-8")
+        found = wait_rows(project, lambda r: final(r, "accepted"), timeout=60)
+        assert daemon.stop() == 0
+    by_slot = {r.slot: r for r in found}
+    claim = by_slot["claim"]
+    assert claim.outcome.value == "skipped" and claim.started_at is None
+    assert "listed claim" in claim.error and "“保证治愈”" in claim.error and "--accept" in claim.error
+    covered = by_slot["covered"]
+    assert covered.outcome.value in ("aired", "late") and covered.script == "spare.md", covered
+    assert covered.note and "fallback" in covered.note and "保证治愈" in covered.note
+    assert by_slot["accepted"].outcome.value in ("aired", "late") and by_slot["accepted"].script == "cure.md"
+
+
+def test_a_listed_claim_in_the_fallback_too_skips_the_airing(project: Project) -> None:
+    _site(project, "")
+    project.script("cure.md", script_text(CURE, title="新疗法"))
+    project.script("spare.md", script_text("这是根治高血压的好办法。", title="备用"))
+    channel(project, slot("both", f"at = {at(10)}", script="cure.md", fallback="spare.md"))
+    with Daemon(project) as daemon:
+        found = wait_rows(project, lambda r: final(r, "both"), timeout=60)
+        assert daemon.stop() == 0
+    (row,) = found
+    assert row.outcome.value == "skipped" and "保证治愈" in row.error and "nor is its fallback spare.md" in row.error
+    assert "根治" in row.error
+
+
+SCOPED = '''
+[approvers.zhang]
+role = "主任医师"
+channels = ["hospital"]
+
+[approvers.wang]
+role = "新闻发言人"
+channels = ["procuratorate"]
+
+[approvers.chief]
+role = "宣传科"
+'''
+
+
+def test_an_approver_approves_only_texts_a_channel_in_their_scope_airs(project: Project) -> None:
+    setup_site(project, free_port())
+    project.config.write_text(project.config.read_text(encoding="utf-8") + SCOPED, encoding="utf-8")
+    project.script("fraud.md", script_text("警惕电信网络诈骗。", title="反诈"))
+    channel(project, slot("p", "cron = \"0 9 * * *\"", script="fraud.md"), name="procuratorate")
+    channel(project, slot("h", "cron = \"0 9 * * *\"", script="short.md"), name="hospital")
+    refused = project.run("approve", "fraud.md", "--by", "zhang")
+    no_traceback(refused)
+    assert refused.returncode == 2
+    assert "zhang (主任医师) approves for channels hospital only; fraud.md airs on procuratorate" in refused.stderr
+    # A text no channel airs yet: only an approver of every channel, as the approval follows the text.
+    project.script("draft.md", script_text("这是一份草稿。", title="草稿"))
+    unscheduled = project.run("approve", "draft.md", "--by", "wang")
+    assert unscheduled.returncode == 2 and "wang (新闻发言人)" in unscheduled.stderr
+    assert "draft.md airs on no channel yet" in unscheduled.stderr
+    assert project.run("approve", "fraud.md", "--by", "wang").returncode == 0
+    assert project.run("approve", "short.md", "--by", "zhang").returncode == 0
+    assert project.run("approve", "draft.md", "--by", "chief").returncode == 0
+    approvals = open_store(f"sqlite:///{project.root / 'data' / 'anchor.db'}").approvals()
+    assert [(a.script, a.by) for a in approvals] == [("fraud.md", "wang"), ("short.md", "zhang"), ("draft.md", "chief")]
+
+
+def test_approving_an_unchanged_approved_text_again_records_nothing(project: Project) -> None:
+    _site(project, "")
+    _approve(project, "short.md")
+    again = project.run("approve", "short.md", "--by", "zhang")
+    assert again.returncode == 0, again.stderr
+    assert "short.md" in again.stdout and "already approved by zhang (主任医师)" in again.stdout
+    store = open_store(f"sqlite:///{project.root / 'data' / 'anchor.db'}")
+    assert len(store.approvals()) == 1
+    # Revoked since, or edited since: approving records a new approval.
+    assert project.run("revoke", "short.md", "--by", "li", "--reason", "复核").returncode == 0
+    _approve(project, "short.md")
+    assert [a.action.value for a in store.approvals()] == ["approved", "revoked", "approved"]

@@ -23,6 +23,7 @@ class ApprovalRecord(Protocol):
     by: str
     role: str
     note: str | None
+    accepted_hits: str | None  # JSON: the screening hits accepted, each with its word and why
     at: datetime
 
 

@@ -1,7 +1,8 @@
 """One airing, from its planned instant to its final row: on time or not at all, logged exactly once.
 
     too late for its grace (or late = "skip")  → missed
-    its text not approved (approval = "required") → its approved fallback airs, else skipped
+    its text not approved (approval = "required"),
+    or with a listed claim no approval accepted (any channel) → its clean approved fallback airs, else skipped
     its Program (ready ahead, or made now offline) → none: failed
     claimed in the as-run log                    → already logged: not aired again
     cued up in the lead, started early by the output's own start-up time
@@ -21,7 +22,7 @@ from anchor.audit import AuditError
 from anchor.audit.evidence import Evidence
 from anchor.metrics import AIRING_LATENESS, DEAD_AIR, DEGRADED_AIRINGS, ON_AIR
 from anchor.onair.outputs import OutputSet
-from anchor.onair.programs import NOT_MADE, NotApproved, ReadyPrograms, cue_for
+from anchor.onair.programs import NOT_MADE, NotCleared, ReadyPrograms, cue_for
 from anchor.outputs import AiringInterrupted, Output, OutputError, OutputUnavailable
 from anchor.program import Program
 from anchor.record import AsRunRecorder, Claim
@@ -160,28 +161,34 @@ async def air(planned: PlannedAiring, channel: Channel, on_air: OnAir) -> None:
 
 async def _program(planned: PlannedAiring, channel: Channel,
                    on_air: OnAir) -> tuple[PlannedAiring, Program, str | None] | str:
-    """What airs for `planned`: its Program (made ready ahead, or now by the offline engine); on a channel
-    that requires approval, only an approved text, checked afresh at air time, else the slot's approved
-    fallback. The airing (the fallback's, when it airs) and why the fallback aired — or why nothing does."""
+    """What airs for `planned`: its Program (made ready ahead, or now by the offline engine); only a text
+    whose listed claims are all accepted, and on a channel that requires approval only an approved text, both
+    checked afresh at air time; else the slot's fallback, if it is cleared. The airing (the fallback's, when it
+    airs) and why the fallback aired — or why nothing does."""
     programs = on_air.programs
     ready = programs.get(planned)
+    if ready is not None and ready.script != planned.script:
+        ready = None  # its fallback's, made ready instead: the slot's own script is asked again
     try:
-        if ready is not None and not channel.approval_required:
+        if ready is not None and not channel.approval_required and planned.key not in programs.with_claims:
             return planned, ready, None
         # Not made ready ahead (a fresh edit, rendering failed): speak it now, offline. Or ready, but an
-        # approval may have been revoked since: ask again (the Program itself comes from the cache).
+        # approval (or the acceptance of a claim) may have been revoked since: ask again (the Program itself
+        # comes from the cache).
         return planned, await programs.make(planned, channel, offline=ready is None, fresh=True), None
-    except NotApproved as exc:
-        refused = exc.status.reason()
+    except NotCleared as exc:
+        refused = exc.reason
     except NOT_MADE as exc:
         return f"could not render {planned.script}: {exc}"
     if not planned.fallback:
         return f"{NOT_APPROVED}: {refused}; the slot names no fallback"
     instead = dataclasses.replace(planned, script=planned.fallback, rotation_index=None, rotation_length=None)
     try:
-        program = await programs.make(instead, channel, offline=programs.get(instead) is None, fresh=True)
-    except NotApproved as exc:
-        return f"{NOT_APPROVED}: {refused}; nor is its fallback {planned.fallback}: {exc.status.reason()}"
+        spare = programs.get(instead)
+        program = await programs.make(instead, channel, offline=spare is None or spare.script != instead.script,
+                                      fresh=True)
+    except NotCleared as exc:
+        return f"{NOT_APPROVED}: {refused}; nor is its fallback {planned.fallback}: {exc.reason}"
     except NOT_MADE as exc:
         return f"{NOT_APPROVED}: {refused}; its fallback {planned.fallback} could not be rendered: {exc}"
     # The rotation still moves past this instant: the slot's own script had its turn.

@@ -5,6 +5,10 @@ start remains. An airing nothing was made ready for is rendered at once by the o
 A script that no longer loads (a bad edit saved mid-day) airs its last good Program, still in the cache,
 with a warning naming the file and line: the last Program made from each script is noted under
 data_dir/last-good/programs/.
+
+On every channel a text is screened before it is made or aired: a listed claim no approval of that exact text
+accepted keeps it off air (anchor.content.clearance). The word lists are read again on a reload; a list with
+errors keeps the last good lists (at start: the bundled list alone) and is logged with file:line.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from pathlib import Path
 from anchor.config import Settings
 from anchor.content import load_script
 from anchor.content.approvals import ApprovalBook, ApprovalStatus
+from anchor.content.clearance import Clearance, clearance, screen_file
+from anchor.content.screening import Screen
 from anchor.metrics import PROGRAM_CACHE_LOOKUPS, PROGRAMS_READY, RENDER_SECONDS
 from anchor.onair.outputs import OutputSet
 from anchor.outputs import Cue, OutputError
@@ -39,16 +45,32 @@ log = logging.getLogger(__name__)
 APPROVALS_FRESH_FOR = 2.0  # seconds a read of the approval records serves (prepare asks for many airings)
 
 
-class NotApproved(Exception):
+class NotCleared(Exception):
+    """This text of the script may not air here; `reason` says why, for the as-run log."""
+
+    def __init__(self, script: str, reason: str) -> None:
+        super().__init__(f"{script}: {reason}")
+        self.reason = reason
+
+
+class NotApproved(NotCleared):
     """The channel requires approval and this text of the script has none (the status says why)."""
 
     def __init__(self, status: ApprovalStatus) -> None:
-        super().__init__(f"{status.script}: {status.reason()}")
+        super().__init__(status.script, status.reason())
         self.status = status
 
 
-# What can keep a Program from being made: the script, every engine, the voice, the disk, approval.
-NOT_MADE = (InputError, RenderError, UnknownVoice, OSError, NotApproved)
+class UnacceptedClaims(NotCleared):
+    """The text has listed claims that no approval of it accepted: it airs on no channel."""
+
+    def __init__(self, found: Clearance) -> None:
+        super().__init__(found.script, found.reason())
+        self.clearance = found
+
+
+# What can keep a Program from being made: the script, every engine, the voice, the disk, approval, screening.
+NOT_MADE = (InputError, RenderError, UnknownVoice, OSError, NotCleared)
 
 
 class ApprovalReader:
@@ -113,11 +135,14 @@ class ReadyPrograms:
         self.cache = cache
         self.approvals = approvals
         self.approved_under: dict[str, int] = {}  # PlannedAiring.key → the approval its Program aired under
+        self.with_claims: set[str] = set()  # PlannedAiring.keys whose text has accepted claims: re-asked at air
         self.kept = KeptPrograms(settings.data_dir / "last-good" / "programs", cache)
         self._ready: dict[str, Program] = {}  # PlannedAiring.key → its Program
         self._offline: EngineChain | None = None
         self._told: set[str] = set()  # scripts whose stand-in has been logged, so it is said once
         self._prepare_problems: dict[tuple[str, str], str] = {}  # (channel, script) → the problem logged
+        self._screen: Screen | None = None
+        self._screen_stale = True
         for result in ("hit", "miss"):  # known series start at 0
             PROGRAM_CACHE_LOOKUPS.labels(result)
         for engine in chain.engines:
@@ -127,8 +152,39 @@ class ReadyPrograms:
         return self._ready.get(planned.key)
 
     def forget(self) -> None:
-        """Scripts may have changed (a reload): look them up again; the cache makes that cheap."""
+        """Scripts or word lists may have changed (a reload): look them up again; the cache makes that cheap."""
         self._ready.clear()
+        self._screen_stale = True
+
+    def _read_screen(self) -> Screen:
+        """The word lists, read again; a list with errors keeps the last good ones. Blocking: call it in a thread."""
+        try:
+            self._screen = Screen.from_lists(self.settings.screening_dir)
+        except InputError as exc:
+            kept = "the last good lists" if self._screen else "the bundled list alone"
+            for problem in exc.problems:
+                log.error("word list not loaded: %s; screening uses %s until it is fixed", problem, kept)
+            if self._screen is None:
+                self._screen = Screen.from_lists(bundled=True)
+        self._screen_stale = False
+        return self._screen
+
+    async def screen(self) -> Screen:
+        if self._screen is None or self._screen_stale:
+            return await asyncio.to_thread(self._read_screen)
+        return self._screen
+
+    async def _check_claims(self, planned: PlannedAiring, source: Path, content_hash: str, fresh: bool) -> None:
+        """On every channel, a text with a listed claim no approval of that text accepted does not air."""
+        hits = await asyncio.to_thread(screen_file, await self.screen(), source)
+        if not hits:
+            self.with_claims.discard(planned.key)
+            return
+        book = await self.approvals.book(fresh) if self.approvals is not None else ApprovalBook([])
+        found = clearance(planned.script, hits, book.status(planned.script, content_hash))
+        if not found.clear:
+            raise UnacceptedClaims(found)
+        self.with_claims.add(planned.key)
 
     async def _check_approval(self, planned: PlannedAiring, channel: Channel, content_hash: str,
                               fresh: bool) -> None:
@@ -164,6 +220,7 @@ class ReadyPrograms:
             return kept
         self._told.discard(planned.script)
         await self._check_approval(planned, channel, script.content_hash, fresh)
+        await self._check_claims(planned, script.source, script.content_hash, fresh)
         chain = self.chain
         if offline:  # no time for a network voice: the last engine of the chain always works offline
             if self._offline is None:
@@ -190,7 +247,7 @@ class ReadyPrograms:
             except (*NOT_MADE, OutputError) as exc:
                 told[(item.channel, item.script)] = problem = f"cannot prepare {item.script}: {exc}"
                 if self._prepare_problems.get((item.channel, item.script)) != problem:
-                    level = logging.WARNING if isinstance(exc, NotApproved) else logging.ERROR
+                    level = logging.WARNING if isinstance(exc, NotCleared) else logging.ERROR
                     log.log(level, "channel %s airing %s: %s", item.channel, item.key, problem)
                 continue
             ready[item.channel] = ready.get(item.channel, 0) + 1
@@ -199,11 +256,12 @@ class ReadyPrograms:
             PROGRAMS_READY.labels(channel_id).set(ready.get(channel_id, 0))
         keep = {p.key for p in planned}
         self._ready = {k: v for k, v in self._ready.items() if k in keep}
+        self.with_claims &= keep
 
     async def _make_or_fallback(self, item: PlannedAiring, channel: Channel) -> Program:
         try:
             return await self.make(item, channel)
-        except NotApproved:
+        except NotCleared:
             if not item.fallback:
                 raise
             return await self.make(dataclasses.replace(item, script=item.fallback), channel)

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -70,23 +70,28 @@ def test_plan_and_history_fit_80_columns_with_labelled_channel_times(bundled: Pr
     assert "2026-12-04 10:00:00.000+08:00" in csv.stdout  # the CSV has the same clock, to the millisecond
 
 
-def _instants(value: object, where: str) -> list[str]:
-    """Every TOML date-time in value (a parsed TOML document), as 'where = value'."""
-    if isinstance(value, datetime):
+def _absolute_dates(value: object, where: str) -> list[str]:
+    """Every TOML date and date-time in value (a parsed TOML document), as 'where = value'. (A local time such
+    as 09:00 names no day and stays.)"""
+    if isinstance(value, date):  # datetime is a date too
         return [f"{where} = {value.isoformat()}"]
     if isinstance(value, dict):
-        return [found for key, item in value.items() for found in _instants(item, f"{where}.{key}")]
+        return [found for key, item in value.items() for found in _absolute_dates(item, f"{where}.{key}")]
     if isinstance(value, list):
-        return [found for i, item in enumerate(value) for found in _instants(item, f"{where}[{i}]")]
+        return [found for i, item in enumerate(value) for found in _absolute_dates(item, f"{where}[{i}]")]
     return []
 
 
 def test_sample_schedules_hold_no_one_off_instant_and_check_warns_about_nothing_bundled(bundled: Project) -> None:
     """A sample slot with a one-off `at` goes stale: once the instant passes, every command warns that it will
-    not air. A yearly occasion is a cron."""
-    for path in sorted((REPO / "schedules").glob("*.toml")):
-        instants = _instants(tomllib.loads(path.read_text(encoding="utf-8")), path.name)
-        assert not instants, f"a sample schedule with a one-off instant goes stale: {instants}"
+    not air. Any other date goes stale silently: a season's `from`/`until`, a dated [[blackout]], an
+    `except = [day]` mean nothing once passed. A yearly occasion or a season is a cron; holidays are China's
+    calendar (days = "workdays", except = "holidays")."""
+    schedules = sorted((REPO / "schedules").glob("*.toml"))
+    assert schedules
+    for path in schedules:
+        dates = _absolute_dates(tomllib.loads(path.read_text(encoding="utf-8")), path.name)
+        assert not dates, f"a sample schedule with a date goes stale: {dates}"
     checked = bundled.run("check")
     assert checked.returncode == 0, checked.stderr
     # One warning is not about stale samples and stays: a year the installed holiday calendar does not cover

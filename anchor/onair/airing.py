@@ -29,6 +29,7 @@ from anchor.record import AsRunRecorder, Claim
 from anchor.schedule.channel import Channel
 from anchor.schedule.planner import PlannedAiring
 from anchor.store import Airing, Outcome, RotationStep
+from anchor.wording import duration
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +74,12 @@ async def air(planned: PlannedAiring, channel: Channel, on_air: OnAir) -> None:
     where = f"channel {channel.id} airing {planned.key}"
     lateness = datetime.now(UTC) - planned.planned_at_utc
     if planned.late == "skip" and lateness > SKIP_TOLERANCE:
-        await recorder.unaired(planned, Outcome.MISSED, f"{lateness.total_seconds():.1f}s late and the slot says "
+        await recorder.unaired(planned, Outcome.MISSED, f"{duration(lateness)} late and the slot says "
                                                         'late = "skip"')
         return
     if lateness > planned.grace:
-        await recorder.unaired(planned, Outcome.MISSED, f"{lateness.total_seconds():.1f}s late, past its grace of "
-                                                        f"{planned.grace}")
+        await recorder.unaired(planned, Outcome.MISSED, f"{duration(lateness)} late, past its grace of "
+                                                        f"{duration(planned.grace)}")
         return
     if channel.output not in on_air.outputs:
         await recorder.unaired(planned, Outcome.FAILED, f"its output {channel.output} cannot be used")

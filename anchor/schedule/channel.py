@@ -18,6 +18,7 @@ from anchor.schedule.calendar import ChinaWorkCalendar, load_calendar
 from anchor.schedule.cron import EXAMPLE as CRON_EXAMPLE
 from anchor.schedule.cron import CronError, CronSpec
 from anchor.tomlsource import TomlSource, read_text, validation_problems
+from anchor.wording import duration
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)\s*$")
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -316,7 +317,7 @@ def load_channel(path: Path, settings: Settings, now: datetime | None = None,
         grace = parse_duration(model.grace)
         if at is not None and at + grace < now:  # within its grace it may still air late (catch-up)
             warnings.append(source.problem(("slot", index, "at"), f"{at.isoformat()} is in the past, beyond its grace "
-                                           f"of {model.grace}: it will not air", warning=True))
+                                           f"of {duration(grace)}: it will not air", warning=True))
         window = (_clock(model.between[0]), _clock(model.between[1])) if model.between else (time(0), time(23, 59, 59))
         slots.append(Slot(
             id=slot_id, scripts=tuple(names), rotates=model.rotate is not None,

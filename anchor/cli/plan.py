@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
@@ -46,11 +44,7 @@ def _script_cell(p: PlannedAiring, seeing: ApprovalOutlook | None) -> str:
     return f"{seen.airs} (fallback: {seen.reason})" if seen.airs else f"SKIPPED: {seen.reason}"
 
 
-def _write_json(planned: Iterator[PlannedAiring], seeing: ApprovalOutlook | None) -> None:
-    """A JSON array, written in chunks as the plan streams: half a million airings in constant memory."""
-    encode = json.JSONEncoder(ensure_ascii=False).encode
-    chunk: list[str] = []
-    opened = False
+def _json_rows(planned: Iterator[PlannedAiring], seeing: ApprovalOutlook | None) -> Iterator[dict[str, object]]:
     for p in planned:
         row: dict[str, object] = {"channel": p.channel, "slot": p.slot, "script": p.script,
                                   "planned_at": p.planned_at.isoformat(),
@@ -58,14 +52,7 @@ def _write_json(planned: Iterator[PlannedAiring], seeing: ApprovalOutlook | None
         seen = seeing.of(p) if seeing else None
         if seen is not None:  # what really airs, and why not the script (not approved, or a listed claim)
             row["airs"], row["not_approved"] = seen.airs, seen.reason
-        chunk.append(encode(row))
-        if len(chunk) >= 4096:
-            sys.stdout.write(("," if opened else "[") + "\n " + ",\n ".join(chunk))
-            opened, chunk = True, []
-    if chunk:
-        sys.stdout.write(("," if opened else "[") + "\n " + ",\n ".join(chunk))
-        opened = True
-    sys.stdout.write("\n]\n" if opened else "[]\n")
+        yield row
 
 
 def plan(
@@ -78,9 +65,11 @@ def plan(
     """List planned airings, rotations resolved, each in its channel's time."""
     from rich.cells import cell_len
 
+    from anchor.cli.jsonout import write_json_array
     from anchor.cli.tables import Column, write_table
     from anchor.preflight import calendar_problems
     from anchor.schedule.planner import iter_plan
+    from anchor.wording import count, duration
 
     app_settings = settings()
     chosen = [c for c in channels(app_settings) if channel is None or c.id == channel]
@@ -94,7 +83,7 @@ def plan(
     planned = iter_plan(chosen, begin, begin + span, rotation)  # streamed: a big plan is never held whole
     seeing = _outlook(app_settings, chosen, asrun)
     if as_json:
-        _write_json(planned, seeing)
+        write_json_array(_json_rows(planned, seeing))  # streamed: half a million airings in constant memory
         return
     zones = {c.id: c.zone for c in chosen}
 
@@ -117,5 +106,5 @@ def plan(
                Column("slot", widest=max((cell_len(s.id) for s in slots), default=4)),
                Column("script", widest=max((len(name) for s in slots for name in s.scripts), default=6))]
     write_table(columns, lines(), title=f"planned airings from {channel_time(begin, begin.tzinfo, 'minutes')} "
-                f"for {span}", caption=lambda: f"{shown} airings; each time is its channel's own clock, with its UTC "
-                "offset")
+                f"for {duration(span)}", caption=lambda: f"{count(shown, 'airing')}; each time is its channel's own "
+                "clock, with its UTC offset")

@@ -76,11 +76,12 @@ def render(
     import asyncio
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
+    from anchor.cli.tables import Column, write_table
     from anchor.program import RenderError, render_program
     from anchor.speech.cache import ProgramCache
     from anchor.speech.engines import UnknownVoice
+    from anchor.wording import count, duration
 
     app_settings = settings()
     if all_scripts == (script is not None):
@@ -107,10 +108,10 @@ def render(
                 rows.append((program, directory))
             if progress is not None and task is not None:
                 progress.advance(task)
-
         # A fallback voice's cached Program was served at once; the preferred engine, retried behind it,
         # finishes before this process ends so the next render finds its Program.
         await chain.settle()
+
     try:
         if all_scripts:
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -121,20 +122,20 @@ def render(
     except UnknownVoice as exc:
         raise BadInput(str(exc)) from None
     if rows:
-        table = Table(title="Rendered programs")
-        for column in ("script", "duration", "engine / voice", "loudness", "cache", "output"):
-            table.add_column(column)
-        for program, directory in rows:
-            table.add_row(
-                program.script, f"{program.duration_seconds:.1f} s", f"{program.engine} / {program.voice}",
-                f"{program.loudness.integrated_lufs:.1f} LUFS, {program.loudness.true_peak_dbtp:.1f} dBTP",
-                "hit" if program.cache_hit else f"rendered in {program.render_seconds:.1f} s", str(directory))
-        out().print(table)
+        write_table([Column("script"), Column("length", fold=False), Column("engine / voice"), Column("loudness"),
+                     Column("cache")],
+                    [(program.script, duration(program.duration_seconds), f"{program.engine} / {program.voice}",
+                      f"{program.loudness.integrated_lufs:.1f} LUFS {program.loudness.true_peak_dbtp:.1f} dBTP",
+                      "hit" if program.cache_hit else f"rendered in {duration(program.render_seconds)}")
+                     for program, _ in rows], title=count(len(rows), "program") + " rendered")
         for program, _ in rows:
             if program.fallback_reason:
                 out().print(f"[yellow]{escape(program.script)}[/]: fell back to {program.engine} because "
                             f"{escape(program.fallback_reason)}")
-        out().print(f"Files are in {base.resolve()}")
+        shown = base.resolve()
+        shown = shown.relative_to(Path.cwd()) if shown.is_relative_to(Path.cwd()) else shown  # shorter, whole
+        out().print(f"Files are in {shown}" + ("/, a folder for each script" if script is None else ""),
+                    highlight=False)
     if failures:
         raise Failed("\n".join(failures))
 
@@ -146,9 +147,9 @@ def voices(
     """List the voices each engine offers."""
     import asyncio
 
-    from rich.table import Table
-
+    from anchor.cli.tables import Column, write_table
     from anchor.speech.engines import EngineError, UnknownEngine, engine_type
+    from anchor.wording import count
 
     app_settings = settings()
     names = [engine] if engine else app_settings.speech.chain.engines
@@ -167,11 +168,8 @@ def voices(
             continue
         if language:
             found = [v for v in found if v.matches_language(language)]
-        table = Table(title=f"{name} voices ({len(found)})")
-        for column in ("voice", "language", "gender", "description"):
-            table.add_column(column)
-        for v in found:
-            table.add_row(v.name, v.language, v.gender, v.description)
-        out().print(table)
+        write_table([Column("voice"), Column("language"), Column("gender", fold=False), Column("description")],
+                    [(v.name, v.language, v.gender, v.description) for v in found],
+                    title=f"{name}: {count(len(found), 'voice')}")
     if unreachable:
         raise Failed(f"the voice list of {', '.join(unreachable)} could not be reached")

@@ -16,14 +16,26 @@ import typer
 from anchor.cli import approvals, audit, check, common, history, obs, plan, render, report, run, say, status
 from anchor.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, Failed, Options
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+# add_completion: typer's --install-completion and --show-completion (bash, zsh, fish, PowerShell).
+app = typer.Typer(no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None, help="A digital-human anchor for institutional live streams.")
+
+
+def _version(asked: bool) -> None:
+    """--version: the installed package's own version, before any settings are read."""
+    if asked:
+        from importlib.metadata import version
+
+        print(f"anchor {version('anchor')}")
+        raise typer.Exit()
 
 
 @app.callback()
 def options(
     config: Annotated[Path, typer.Option("--config", "-c", help="The settings file.")] = common.DEFAULT_CONFIG,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print anchor's version and exit.")] = False,
 ) -> None:
     Options.config = config
     Options.verbose = verbose

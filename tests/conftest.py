@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,18 @@ breaker_cooldown = 60
                "COLUMNS": "200", "PYTHONUNBUFFERED": "1", **(env or {})}
         return subprocess.run([sys.executable, "-m", "anchor", "--config", str(self.config), *args],
                               cwd=self.root, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def clock_now() -> datetime:
+    """The tests' one "now": this process's clock. `make test` runs the date-sensitive tests (marked `dated`)
+    a second time with the clock a year ahead (libfaketime, inherited by every program a test starts), so a
+    test that reads "now" from here instead of hard-coding a date keeps passing as the calendar moves."""
+    return datetime.now(timezone.utc)
+
+
+@pytest.fixture
+def now() -> datetime:
+    return clock_now()
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from pathlib import Path
 
 from anchor.store import Airing, AsRunLog, Outcome, open_engine
-from tests.conftest import Project, script_text
+from tests.conftest import Project, clock_now, script_text
 
 UTC = timezone.utc
 FINAL = {o.value for o in Outcome} - {Outcome.ON_AIR.value}
@@ -29,7 +29,7 @@ def free_port() -> int:
 
 def at(seconds: float) -> str:
     """A TOML date-time `seconds` from now, whole seconds, UTC."""
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (clock_now() + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def setup_site(project: Project, metrics_port: int, database_url: str = "") -> None:

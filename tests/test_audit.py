@@ -24,7 +24,7 @@ from anchor import store
 from anchor.audit import AuditError
 from anchor.audit.evidence import Evidence
 from anchor.store import Airing, Approval, ApprovalAction, AsRunLog, Outcome, open_store
-from tests.conftest import Project, no_traceback
+from tests.conftest import Project, clock_now, no_traceback
 from tests.daemon_harness import channel, slot
 
 DECEMBER = datetime(2026, 12, 4, 2, tzinfo=UTC)  # 10:00 in Shanghai
@@ -139,7 +139,7 @@ def test_verify_names_the_row_edited_deleted_or_inserted(project: Project, datab
     _sql(database, "UPDATE airing SET error = '' WHERE id = :id", id=evening)
     # Bookkeeping and audience totals are not sealed: changing them is no tampering.
     _sql(database, "UPDATE airing SET updated_at = :now WHERE id = :id", id=evening, now=_stored_time(
-        database, datetime.now(UTC)))
+        database, clock_now()))
     assert verify(project).returncode == 0
 
     # Inserted: a final row nobody sealed.
@@ -386,6 +386,7 @@ def test_monthly_report_figures(project: Project, database: str) -> None:
 
 
 def test_evidence_is_kept_by_hash_and_swept(tmp_path: Path) -> None:
+@pytest.mark.dated
     program = tmp_path / "cache" / "program.wav"
     program.parent.mkdir()
     program.write_bytes(b"RIFF" + os.urandom(1000))
@@ -406,7 +407,7 @@ def test_evidence_is_kept_by_hash_and_swept(tmp_path: Path) -> None:
 
     old = time.time() - 200 * 86400
     os.utime(kept, (old, old))
-    now = datetime.now(UTC)
+    now = clock_now()
     assert evidence.sweep(now, 365).removed == 0 and kept.exists()
     swept = evidence.sweep(now, 180)
     assert swept.removed == 1 and not kept.exists()

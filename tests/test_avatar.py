@@ -27,6 +27,9 @@ from anchor.speech.chain import EngineChain
 from anchor.speech.wav import read_wav
 from tests.conftest import Project, script_text, srt_cues
 
+# Its tests share one rendered program for the module: under xdist they run on one worker, so it is made once.
+pytestmark = pytest.mark.xdist_group("test_avatar")
+
 # ~20 s of speech with a 2 s pause in the middle: long enough for several blinks.
 BODY = ("各位观众朋友，大家好。今天我们来聊一聊，怎样在冬天预防流感。\n\n[pause 2s]\n\n"
         "勤洗手，常通风，按时接种流感疫苗。出现发热、咳嗽时，请戴好口罩，及时就医。谢谢收看。")

@@ -84,6 +84,7 @@ def test_airs_each_slot_on_time_logs_it_once_and_reports_it(site: tuple[Project,
     assert text.index("READY=1") < text.index("STOPPING=1")
 
 
+@pytest.mark.dated
 def test_killed_mid_airing_then_restarted(site: tuple[Project, int]) -> None:
     project, _ = site
     channel(project, slot("long", f"at = {at(10)}", "long.md") + slot("after", f"at = {at(45)}"))
@@ -109,6 +110,7 @@ def test_killed_mid_airing_then_restarted(site: tuple[Project, int]) -> None:
     assert [p.name.split("-", 1)[1] for p in aired_dir.rglob("*.mp4")] == ["after.mp4"]
 
 
+@pytest.mark.dated
 def test_restart_airs_late_within_grace_and_logs_the_rest_missed(site: tuple[Project, int]) -> None:
     project, _ = site
     channel(project, slot("future", f"at = {at(3600)}"))
@@ -132,6 +134,7 @@ def test_restart_airs_late_within_grace_and_logs_the_rest_missed(site: tuple[Pro
     assert "before" not in by_slot and len(found) == 2
 
 
+@pytest.mark.dated
 def test_catch_up_airs_only_the_latest_missed_airing_of_a_slot(site: tuple[Project, int]) -> None:
     """A repeating slot that missed several airings while down airs once, not a pile-up; what the log
     already has is left alone, and a slot that says late = "skip" airs none."""

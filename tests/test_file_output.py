@@ -35,6 +35,9 @@ from anchor.speech.cache import ProgramCache
 from anchor.speech.chain import EngineChain
 from tests.conftest import Project, no_traceback, script_text, srt_cues
 
+# Its tests share one rendered program for the module: under xdist they run on one worker, so it is made once.
+pytestmark = pytest.mark.xdist_group("test_file_output")
+
 # A pause with no subtitle between two cues, and a title full of what filter escaping trips on.
 BODY = "各位观众，大家好。\n\n[pause 2s]\n\n谢谢收看。"
 TITLE = "高血压：别'轻视'它，10%的人不知道"
@@ -344,6 +347,7 @@ def test_bad_settings_are_clear_errors_naming_the_line(project: Project) -> None
     assert FileOutputSettings(background="#A1B2C3").background == "0xa1b2c3"
 
 
+@pytest.mark.dated
 def test_old_aired_days_and_unused_clips_expire(rendered: Rendered, tmp_path: Path) -> None:
     """Months unattended must not fill the disk: keep_days (30 by default) bounds both folders."""
     output = FileOutput(rendered.output.settings, tmp_path)

@@ -18,6 +18,9 @@ from anchor.outputs.obs.scene import scene_name
 from tests.conftest import Project, no_traceback, script_text
 from tests.obs_fixture import ObsStudio
 
+# Its tests share one OBS for the module: under xdist they run on one worker, so it is made once.
+pytestmark = pytest.mark.xdist_group("test_obs_cli")
+
 CHANNEL = "ward-3"
 SCENE = scene_name(CHANNEL)
 COMMAND_TIMEOUT = 60  # the commands bound themselves to a few seconds; this only catches a hang

@@ -19,6 +19,9 @@ from anchor.outputs.obs.settings import PASSWORD
 from anchor.outputs.obs.errors import ObsRequestError, ObsUnavailable
 from tests.obs_fixture import ObsStudio, require_obs
 
+# Its tests share one OBS for the module: under xdist they run on one worker, so it is made once.
+pytestmark = pytest.mark.xdist_group("test_obs_connection")
+
 LOGGER = "anchor.outputs.obs.connection"
 
 

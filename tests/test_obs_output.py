@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,11 @@ from anchor.program import Program, render_program
 from anchor.speech.cache import ProgramCache
 from anchor.speech.chain import EngineChain
 from anchor.speech.subtitles import Caption, parse_srt
-from tests.conftest import Project, ebur128, script_text, srt_cues
+from tests.conftest import Project, clock_now, ebur128, script_text, srt_cues
 from tests.obs_fixture import SCENE, ObsStudio, free_port
+
+# Its tests share one OBS for the module: under xdist they run on one worker, so it is made once.
+pytestmark = pytest.mark.xdist_group("test_obs_output")
 
 BODY = "各位观众，大家好。\n\n谢谢收看，再见。"
 TITLE = "健康小知识"
@@ -52,7 +55,7 @@ class Studio:
         return ObsOutput.create(settings or self.settings, OutputRef("obs", "studio"), **TEST_OPTIONS)
 
     def cue(self, ahead: float = 0.0, grace: float = 10.0, channel: str = CHANNEL) -> Cue:
-        now = datetime.now(timezone.utc)
+        now = clock_now()
         return Cue(channel, "健康频道", "morning", now + timedelta(seconds=ahead), self.program,
                    deadline=now + timedelta(seconds=ahead + grace))
 

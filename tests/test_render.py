@@ -21,6 +21,9 @@ from anchor.speech.cache import ProgramCache
 from anchor.speech.chain import EngineChain
 from tests.conftest import Project, ebur128, script_text, speech_segments, srt_cues
 
+# Its tests share one rendered program for the module: under xdist they run on one worker, so it is made once.
+pytestmark = pytest.mark.xdist_group("test_render")
+
 HYPERTENSION = "health/hypertension.md"
 
 

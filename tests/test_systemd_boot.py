@@ -45,6 +45,9 @@ from tests.systemd_boot import (
     wait_for,
 )
 
+# Its tests share one booted systemd for the module: under xdist they run on one worker, so it is made once.
+pytestmark = pytest.mark.xdist_group("test_systemd_boot")
+
 UNIT = REPO / "systemd" / "anchor.service"
 SERVICE = "anchor.service"
 WATCHDOG_SEC = 3

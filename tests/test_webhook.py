@@ -30,6 +30,7 @@ from anchor.audience.sources import SourceError, source_type
 from anchor.audience.sources.base import RoomState
 from anchor.audience.sources.webhook import WebhookSettings, WebhookSource, douyin_signature
 from anchor.audience.webhook_server import WebhookServer
+from tests.conftest import clock_now
 
 CHANNEL = "clinic"
 SECRETS = {"dy-1": "douyin-push-secret-1", "dy-2": "douyin-push-secret-2", "bridge-1": "bridge-secret-0123456789",
@@ -265,7 +266,7 @@ def test_generic_events_become_interactions() -> None:
                 {"id": "ev-6", "kind": "superchat", "at": "2026-01-01T00:00:02Z", "value_cny": 30, "text": "谢谢"},
             ]
             body = dumps({"events": events})
-            started = datetime.now(UTC)
+            started = clock_now()
             status, answer = await s.post("bridge-1", body, generic_headers("bridge-1", body))
             assert (status, answer) == (200, {"outcome": "accepted", "events": 6})
             got = s.rooms["bridge-1"].got

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from anchor.problems import InputError
+from anchor.problems import InputError, Problem
 from anchor.tomlsource import TomlSource, read_text, validation_problems
 
 DEFAULT_CONFIG = Path("anchor.toml")
@@ -248,3 +248,25 @@ def load_settings(path: Path = DEFAULT_CONFIG) -> Settings:
 
 def default_settings(base_dir: Path = Path(".")) -> Settings:
     return Settings(base_dir=base_dir.resolve())
+
+
+def load_settings_leniently(path: Path = DEFAULT_CONFIG) -> tuple[Settings, list[Problem]]:
+    """anchor.toml's problems, and settings to check everything else against: its sections without errors as
+    written, the others at their defaults (so a typo under [log] does not hide the scripts of paths.scripts_dir)."""
+    try:
+        return load_settings(path), []
+    except InputError as exc:
+        problems = list(exc.problems)
+    base = path.resolve().parent
+    try:
+        data = {k: v for k, v in TomlSource(path, read_text(path)).data.items() if k not in ("source", "base_dir")}
+    except InputError:  # unreadable, or a TOML syntax error: nothing of it can be used
+        return default_settings(base), problems
+    while True:
+        try:
+            return Settings.model_validate({**data, "source": path, "base_dir": base}), problems
+        except ValidationError as exc:
+            bad = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+            if not bad & data.keys():
+                return default_settings(base), problems
+            data = {k: v for k, v in data.items() if k not in bad}

@@ -385,8 +385,8 @@ def test_monthly_report_figures(project: Project, database: str) -> None:
 # -- evidence -------------------------------------------------------------------------------------------------
 
 
-def test_evidence_is_kept_by_hash_and_swept(tmp_path: Path) -> None:
 @pytest.mark.dated
+def test_evidence_is_kept_by_hash_and_swept(tmp_path: Path) -> None:
     program = tmp_path / "cache" / "program.wav"
     program.parent.mkdir()
     program.write_bytes(b"RIFF" + os.urandom(1000))

@@ -35,7 +35,7 @@ from anchor.onair.programs import ApprovalReader, ReadyPrograms
 from anchor.onair.station import Station
 from anchor.onair.timetable import Timetable
 from anchor.pending import PendingRows
-from anchor.preflight import checked_settings, permission_problems, readiness_problems
+from anchor.preflight import checked_settings, permission_problems, port_problem, port_problems, readiness_problems
 from anchor.problems import InputError
 from anchor.record import AsRunRecorder
 from anchor.schedule.catchup import catch_up
@@ -254,6 +254,9 @@ class Daemon:
         for result in ("applied", "partial", "rejected"):  # known series start at 0
             SCHEDULE_RELOADS.labels(result)
         checked_settings(self.settings)
+        taken = await asyncio.to_thread(port_problems, self.settings)  # before any work: a second daemon stops here
+        if taken:
+            raise InputError(taken)
         await self._refuse_open_folders()
         inputs = [(self.settings.schedules_dir, "*.toml"), (self.settings.scripts_dir, "**/*.md"),
                   (self.settings.calendar_dir, "*.toml"),  # a year filed in November changes what airs
@@ -268,8 +271,15 @@ class Daemon:
         now = datetime.now(UTC)
         await self.recorder.recover(now)
         await self._use(channels)
-        server = self._serve_metrics()
-        port = await self.http.start()
+        try:  # taken since the check above
+            server = self._serve_metrics()
+        except OSError as exc:
+            raise InputError([await asyncio.to_thread(port_problem, self.settings, "metrics_port", exc)]) from None
+        try:
+            port = await self.http.start()
+        except OSError as exc:
+            server.shutdown()
+            raise InputError([await asyncio.to_thread(port_problem, self.settings, "http_port", exc)]) from None
         log.info("status and live-room webhooks on http://%s:%d", self.http.host, port)
         await asyncio.to_thread(self._note_ports, port)
         self._handle_signals()

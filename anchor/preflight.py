@@ -18,6 +18,7 @@ from anchor.avatar.face import load_avatar
 from anchor.avatar.fonts import font_installed
 from anchor.config import Settings
 from anchor.outputs import OUTPUTS
+from anchor.ports import in_use, listener, probe
 from anchor.problems import InputError, Problem
 from anchor.registry import Registry
 from anchor.schedule.channel import Channel, ChannelFile, read_channel_files
@@ -136,6 +137,38 @@ def readiness_problems(settings: Settings, channels: list[Channel]) -> list[Prob
                                     "output)", "apt-get install fonts-wqy-microhei, or set font to one "
                                     "`fc-list :lang=zh family` lists", f"outputs.{kind}.font", warning=True))
     return problems
+
+
+DAEMON_PORTS = ("metrics_port", "http_port")  # settings of [daemon]; each has its *_host beside it
+
+
+def port_problems(settings: Settings) -> list[Problem]:
+    """The daemon's ports another program holds (or this PC cannot listen on), each naming the setting that
+    moves it. Blocking (it reads /proc): call it in a thread."""
+    problems = []
+    for setting in DAEMON_PORTS:
+        host, port = getattr(settings.daemon, setting.replace("port", "host")), getattr(settings.daemon, setting)
+        error = probe(host, port) if port else None  # 0: the system chooses a free one
+        if error is not None:
+            problems.append(port_problem(settings, setting, error))
+    return problems
+
+
+def port_problem(settings: Settings, setting: str, error: OSError) -> Problem:
+    """One line for a [daemon] port that cannot be listened on: by whom it is held (as far as this PC tells),
+    and the setting and file that move it. Blocking (it reads /proc)."""
+    host_setting = setting.replace("port", "host")
+    host, port = getattr(settings.daemon, host_setting), getattr(settings.daemon, setting)
+    source = settings.source or Path("anchor.toml")
+    try:
+        line = TomlSource(source, read_text(source)).line_of(("daemon", setting))
+    except InputError:
+        line = None
+    if in_use(error):
+        return Problem(source, line, f"port {port} on {host} is already in use by {listener(port)}",
+                       f"stop it, or set [daemon] {setting} to a free port in {source.resolve()}", f"daemon.{setting}")
+    return Problem(source, line, f"cannot listen on {host}:{port}: {error.strerror or error}",
+                   f"set [daemon] {setting} or {host_setting} in {source.resolve()}", f"daemon.{setting}")
 
 
 def checked_settings(settings: Settings) -> Settings:

@@ -109,13 +109,12 @@ def check(as_json: AsJson = False) -> None:
     problems = list(dict.fromkeys(problems))  # a calendar file's error reaches every channel that uses it
     errors = [p for p in problems if not p.warning]
     if as_json:
-        import json
-        import sys
+        from anchor.cli.jsonout import write_json_document
 
-        sys.stdout.write(json.dumps({
+        write_json_document({
             "config": str(Options.config), "verdict": "errors" if errors else "ok", "errors": len(errors),
             "warnings": len(problems) - len(errors), "channels": channel_count, "scripts": script_count,
-            "problems": [p.as_record() for p in problems]}, ensure_ascii=False, indent=2) + "\n")
+            "problems": [p.as_record() for p in problems]})
         if errors:
             raise SystemExit(EXIT_BAD_INPUT)
         return

@@ -20,7 +20,7 @@ from rich.cells import cell_len
 
 GAP = "  "
 RECORD_INDENT = "  "
-FOLD_FLOOR = 12  # the narrowest a folding column gets before the table becomes records
+FOLD_FLOOR = 12  # the narrowest a folding column gets before the table becomes records (unless it says)
 # A piece of text that is never broken: a number with its unit ("5 min", "-16.0 LUFS"), a run of spaces, one wide
 # (CJK) character — text in those scripts may fold between any two characters — or a run of anything else, a word.
 _UNITS = "ms|s|min|h|days?|LUFS|dBTP|dB"
@@ -34,6 +34,7 @@ class Column:
     header: str
     fold: bool = True  # may wrap onto more lines, between words, when the terminal is narrow
     widest: int = 0  # the widest cell, when known ahead (then rows are streamed, never held)
+    floor: int = FOLD_FLOOR  # folded narrower than this, a sentence reads worse than a record
 
 
 def terminal_width() -> int:
@@ -82,10 +83,9 @@ def _widths(columns: Sequence[Column], rows: Sequence[Sequence[str]], limit: int
     """Each column's width, the foldable ones narrowed (widest first) to fit `limit`; None when even each
     column at its longest word cannot fit."""
     widths = [max([cell_len(c.header), c.widest, *(cell_len(row[i]) for row in rows)]) for i, c in enumerate(columns)]
-    # A streamed column (widest known, rows unseen) may hold one long word: it keeps its width. A column folded
-    # narrower than FOLD_FLOOR reads worse than a record.
+    # A streamed column (widest known, rows unseen) may hold one long word: it keeps its width.
     least = [w if c.widest or not c.fold else
-             max([cell_len(c.header), min(w, FOLD_FLOOR), *(longest_word(row[i]) for row in rows)])
+             max([cell_len(c.header), min(w, c.floor), *(longest_word(row[i]) for row in rows)])
              for i, (c, w) in enumerate(zip(columns, widths, strict=True))]
     room = limit - len(GAP) * (len(widths) - 1)
     if sum(least) > room:

@@ -1,11 +1,11 @@
 """Written Chinese → what is said: numbers, dates, times, units, phone numbers and codes spelled out in words.
 
-cn2an turns a number into words (cardinal, or digit by digit). What no library does is decide *which kind*
-of number a token is: 2026年 is a year (digit by digit), 12309 a hotline (幺二三零九), 140/90mmHg a blood
-pressure, 1/3 a fraction, 3～5天 a range. cn2an.transform guesses from the token alone and gets these wrong
-(37.5℃ → 三十七.五, 2026-12-04 → 二千零二十六负十二负四), so that classification is written here: an ordered
-list of rules, each a pattern and a function that says the match in words. Once a rule has said a piece of
-text, later rules leave it alone.
+numerals.py says a number in words (cardinal, or digit by digit), as cn2an does. What no library does is
+decide *which kind* of number a token is: 2026年 is a year (digit by digit), 12309 a hotline (幺二三零九),
+140/90mmHg a blood pressure, 1/3 a fraction, 3～5天 a range. cn2an.transform guesses from the token alone
+and gets these wrong (37.5℃ → 三十七.五, 2026-12-04 → 二千零二十六负十二负四), so that classification is
+written here: an ordered list of rules, each a pattern and a function that says the match in words. Once a
+rule has said a piece of text, later rules leave it alone.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import cn2an
+from anchor.speech.frontend.numerals import cardinal, digit_by_digit
 
 if TYPE_CHECKING:
     from anchor.speech.frontend.lexicon import Lexicon
@@ -73,8 +73,7 @@ _QUANTITY_BEFORE = re.compile(r"(?:约|共|近|超过|达到?|第|计|累计|合
 
 def said_digits(digits: str, one: str = "一") -> str:
     """Digit by digit (二零二六). Identifying numbers say 1 as 幺, as Chinese operators and dispatchers do."""
-    words: str = cn2an.an2cn(digits, "direct")
-    return words.replace("一", one)
+    return digit_by_digit(digits).replace("一", one)
 
 
 def said_number(number: str) -> str:
@@ -83,9 +82,9 @@ def said_number(number: str) -> str:
     negative = plain.startswith("-")
     plain = plain.lstrip("-")
     whole = plain.split(".")[0]
-    if len(whole) > 16:  # beyond what cardinals name (and cn2an reads): only a code is that long
-        return said_digits(plain.replace(".", "点"))
-    words: str = cn2an.an2cn(plain, "low")
+    if len(whole) > 16:  # beyond what cardinals name: only a code is that long
+        return said_digits(plain)
+    words = cardinal(plain)
     if words.startswith(("二千", "二万", "二亿")):  # two thousand is 两千 in speech
         words = "两" + words[1:]
     return ("负" if negative else "") + words

@@ -15,9 +15,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-import cn2an
 from pypinyin import Style, lazy_pinyin
 from pypinyin.constants import PHRASES_DICT  # filled by anchor.speech.frontend.phrases
+
+from anchor.speech.frontend.numerals import digit_by_digit
+from anchor.speech.frontend.phrases import give_phrases_in
 
 if TYPE_CHECKING:
     from anchor.speech.frontend.lexicon import Lexicon
@@ -84,6 +86,7 @@ def _bu(chars: str, syllables: list[str], i: int) -> str:
 def _hanzi_syllables(run: str) -> list[str]:
     """One syllable per character, from pypinyin's phrase dictionary (银行 yin2 hang2, 长大 zhang3 da4); a
     character it has no reading for gives an empty syllable, dropped later."""
+    give_phrases_in(run)
     syllables = lazy_pinyin(run, style=Style.TONE3, neutral_tone_with_five=True, errors="ignore")
     if len(syllables) != len(run):  # a character without a reading: align one by one for the sandhi below
         syllables = [next(iter(lazy_pinyin(ch, style=Style.TONE3, neutral_tone_with_five=True, errors="ignore")), "")
@@ -107,7 +110,7 @@ def _syllables_of(text: str) -> list[str]:
         elif token.group("letter"):
             out.extend(LETTERS[token.group("letter").upper()].split())
         elif token.group("digits"):  # spoken() leaves none; read any stray digit one by one
-            out.extend(_syllables_of(cn2an.an2cn(token.group("digits"), "direct")))
+            out.extend(_syllables_of(digit_by_digit(token.group("digits"))))
         else:
             out.append(PAUSES[token.group("pause")])
     return out

@@ -184,12 +184,14 @@ def checked_channel_files(settings: Settings) -> list[ChannelFile]:
     from its file's result, with the problems beside it."""
     checked = []
     for found in read_channel_files(settings):
-        if found.channel is None:
+        read = found.channel or found.draft  # a file with errors is checked as far as it could be read
+        if read is None:
             checked.append(found)
             continue
-        problems = channel_problems(settings, found.channel)
+        problems = channel_problems(settings, read)
         errors = [p for p in problems if not p.warning]
-        checked.append(ChannelFile(found.path, None if errors else found.channel, [*found.problems, *problems]))
+        checked.append(ChannelFile(found.path, None if errors else found.channel, [*found.problems, *problems],
+                                   found.draft))
     return checked
 
 

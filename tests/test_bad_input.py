@@ -249,3 +249,27 @@ def test_check_json_on_a_valid_site_with_a_warning(project: Project) -> None:
     assert document["verdict"] == "ok" and document["errors"] == 0 and document["channels"] == 1
     assert [(p["line"], p["severity"]) for p in document["problems"]] == [(7, "warning")]
     assert "in the past" in document["problems"][0]["message"]
+
+
+def test_check_looks_at_the_output_and_avatar_of_a_channel_file_with_errors(project: Project) -> None:
+    """An output naming no OBS connection and a missing avatar folder used to show only once the file's missing
+    script was fixed."""
+    (project.root / "schedules").mkdir()
+    (project.root / "schedules" / "c.toml").write_text(
+        '[channel]\nid = "c"\ntimezone = "Asia/Shanghai"\noutput = "obs:nowhere"\navatar = "faces/none"\n\n'
+        '[[slot]]\nscript = "missing.md"\ncron = "0 9 * * *"\n', encoding="utf-8")
+    code, folded = _check(project)
+    stderr = folded.replace("\n    ", " ")
+    assert code == 2
+    lines = [line for line in stderr.splitlines() if "c.toml:" in line]
+    assert [line.split("c.toml:")[1].split(":")[0] for line in lines] == ["4", "5", "8"], stderr  # in line order
+    assert "no OBS connection named 'nowhere'" in lines[0] and lines[1].startswith("warning:"), stderr
+    assert "avatar folder not found" in lines[1] and "'missing.md' does not exist" in lines[2], stderr
+    assert "2 problems found" in stderr
+
+
+def test_check_reads_the_calendar_files_before_a_channel_follows_them(project: Project) -> None:
+    (project.root / "calendar").mkdir()
+    (project.root / "calendar" / "2027.toml").write_text("[year.2027]\nholidays = [2027-02-30]\n", encoding="utf-8")
+    code, stderr = _check(project)
+    assert code == 2 and "2027.toml:2" in stderr, stderr

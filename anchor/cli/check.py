@@ -107,6 +107,8 @@ def check(as_json: AsJson = False) -> None:
     except InputError as exc:  # a problem no check above could place beside the others
         problems, channel_count, script_count = list(exc.problems), 0, 0
     problems = list(dict.fromkeys(problems))  # a calendar file's error reaches every channel that uses it
+    files = {p.file: index for index, p in reversed(list(enumerate(problems)))}  # each file where it first appears
+    problems.sort(key=lambda p: (files[p.file], p.line or 0))  # then a file's problems in line order
     errors = [p for p in problems if not p.warning]
     if as_json:
         from anchor.cli.jsonout import write_json_document
@@ -142,6 +144,8 @@ def _every_problem() -> tuple[list[Problem], int, int]:
         room_problems,
         settings_problems,
     )
+    from anchor.schedule.calendar import load_calendar
+    from anchor.schedule.channel import calendar_files
 
     settings, problems = load_settings_leniently(Options.config)
     problems += settings_problems(settings)  # its sections with errors are at their defaults here
@@ -164,12 +168,18 @@ def _every_problem() -> tuple[list[Problem], int, int]:
         channels = [f.channel for f in files if f.channel is not None]
         channel_count = len(channels)
         problems += [p for f in files for p in f.problems if not p.key.startswith("room")]
-        problems += [p for c in channels if c.rooms for p in room_problems(c)]  # errors here: fix before air
+        read = [c for f in files if (c := f.channel or f.draft) is not None]  # drafts: files with errors
+        problems += [p for c in read if c.rooms for p in room_problems(c)]  # errors here: fix before air
     problems += readiness_problems(settings, channels)
     problems += permission_problems(settings)
     problems += lexicon_problems(settings)
     now = datetime.now(UTC)
     problems += calendar_problems(settings, channels, now, now + CALENDAR_NOTICE)
+    if calendar_files(settings):  # read by the channels that follow China's calendar; checked even before one does
+        try:
+            load_calendar(calendar_files(settings))
+        except InputError as exc:
+            problems.extend(exc.problems)
     try:
         problems += screening_problems(settings, scripts)
     except InputError as exc:  # an institution's word list with errors

@@ -285,12 +285,23 @@ def calendar_source(settings: Settings) -> CalendarSource:
 def load_channel(path: Path, settings: Settings, now: datetime | None = None,
                  calendar: CalendarSource | None = None) -> tuple[Channel, list[Problem]]:
     """One channel file; raises InputError on errors, returns warnings beside the channel."""
+    channel, problems = read_channel(path, settings, now, calendar)
+    errors = [p for p in problems if not p.warning]
+    if channel is None or errors:
+        raise InputError(errors)
+    return channel, problems
+
+
+def read_channel(path: Path, settings: Settings, now: datetime | None = None,
+                 calendar: CalendarSource | None = None) -> tuple[Channel | None, list[Problem]]:
+    """One channel file: the channel as far as it can be read, errors or not (None when its keys do not
+    validate), and every problem of the file in line order, warnings too. InputError if it cannot be parsed."""
     source = TomlSource(path, read_text(path))
     errors = _script_path_problems(source, settings)
     try:
         parsed = ChannelFileModel.model_validate(source.data)
     except ValidationError as exc:
-        raise InputError(_in_line_order(validation_problems(source, exc, ChannelFileModel) + errors)) from None
+        return None, _in_line_order(validation_problems(source, exc, ChannelFileModel) + errors)
     warnings: list[Problem] = []
     defaults = settings.channels
     zone = ZoneInfo(parsed.channel.timezone)
@@ -338,8 +349,6 @@ def load_channel(path: Path, settings: Settings, now: datetime | None = None,
         warnings.append(source.problem(("channel", "closed"), "closed days only stop slots that follow China's "
                                        'calendar: no slot here says days = "workdays" or except = "holidays"',
                                        'add days = "workdays" to the slots that stop on closed days', warning=True))
-    if errors:
-        raise InputError(_in_line_order(errors))
     channel = Channel(
         id=parsed.channel.id, name=parsed.channel.name or parsed.channel.id, zone=zone,
         language=parsed.channel.language or settings.speech.language,
@@ -353,7 +362,7 @@ def load_channel(path: Path, settings: Settings, now: datetime | None = None,
         rooms=tuple(parsed.room), room_lines=tuple(source.line_of(("room", i)) for i in range(len(parsed.room))),
         calendar=work_calendar,
     )
-    return channel, warnings
+    return channel, _in_line_order(errors + warnings)
 
 
 @dataclass(frozen=True)
@@ -363,6 +372,9 @@ class ChannelFile:
     path: Path
     channel: Channel | None
     problems: list[Problem]
+    # The channel as far as a file with errors could be read, so `anchor check` can check its output, avatar
+    # and rooms too; never aired.
+    draft: Channel | None = None
 
 
 def read_channel_files(settings: Settings, now: datetime | None = None) -> list[ChannelFile]:
@@ -377,17 +389,20 @@ def read_channel_files(settings: Settings, now: datetime | None = None) -> list[
     calendar = calendar_source(settings)
     for path in sorted(folder.glob("*.toml")):
         try:
-            channel, warnings = load_channel(path, settings, now, calendar)
+            channel, problems = read_channel(path, settings, now, calendar)
         except InputError as exc:
             found.append(ChannelFile(path, None, list(exc.problems)))
+            continue
+        if channel is None or any(not p.warning for p in problems):
+            found.append(ChannelFile(path, None, problems, channel))
             continue
         if channel.id in first_file:
             found.append(ChannelFile(path, None, [Problem(
                 path, channel.lines["id"], f"channel id '{channel.id}' is already used by {first_file[channel.id]}",
-                "every channel file needs its own id", "channel.id")]))
+                "every channel file needs its own id", "channel.id")], channel))
             continue
         first_file[channel.id] = path
-        found.append(ChannelFile(path, channel, warnings))
+        found.append(ChannelFile(path, channel, problems))
     return found
 
 

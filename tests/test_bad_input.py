@@ -273,3 +273,9 @@ def test_check_reads_the_calendar_files_before_a_channel_follows_them(project: P
     (project.root / "calendar" / "2027.toml").write_text("[year.2027]\nholidays = [2027-02-30]\n", encoding="utf-8")
     code, stderr = _check(project)
     assert code == 2 and "2027.toml:2" in stderr, stderr
+
+
+def test_check_reads_the_body_of_a_script_whose_front_matter_has_a_syntax_error(project: Project) -> None:
+    project.script("both.md", '+++\ntitle = 标题\n+++\n\n正文。\n\n[pause soon]\n')
+    code, stderr = _check(project)
+    assert code == 2 and "both.md:2" in stderr and "both.md:7" in stderr, stderr

@@ -140,11 +140,13 @@ def load_script(path: Path, scripts_dir: Path) -> Script:
                                   "its own")])
     text = read_text(path)
     front_text, front_line, body, body_line = _split_front_matter(path, text)
-    source = TomlSource(path, front_text, first_line=front_line)
     problems: list[Problem] = []
     front: FrontMatter | None = None
     try:
+        source = TomlSource(path, front_text, first_line=front_line)
         front = FrontMatter.model_validate(source.data)
+    except InputError as exc:  # a TOML syntax error: the body is still checked, so all is said at once
+        problems.extend(exc.problems)
     except ValidationError as exc:
         problems.extend(
             Problem(p.file, p.line or front_line - 1, p.message, p.hint, p.key)

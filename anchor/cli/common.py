@@ -21,6 +21,7 @@ from anchor.problems import InputError, Problem
 OnlyChannel = Annotated[str | None, typer.Option("--channel", help="Only this channel id.")]
 PlannedSince = Annotated[str | None, typer.Option("--since", help="ISO date-time: airings planned from then on.")]
 AsCsv = Annotated[bool, typer.Option("--csv", help="Print CSV for a spreadsheet.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (times ISO 8601 with their UTC offset).")]
 
 if TYPE_CHECKING:  # rich and the settings models load with the first command that needs them
     from rich.console import Console
@@ -63,7 +64,7 @@ def err() -> Console:
     if "err" not in _consoles:
         from rich.console import Console
 
-        _consoles["err"] = Console(stderr=True, soft_wrap=True)  # one problem, one line: easy to grep
+        _consoles["err"] = Console(stderr=True, soft_wrap=True)  # report() folds, between words
     return _consoles["err"]
 
 
@@ -74,10 +75,19 @@ def escape(text: str) -> str:
 
 
 def report(problems: list[Problem]) -> None:
+    """Each problem on stderr, starting `error:` or `warning:`; a long one folds between words onto indented
+    lines, to the terminal's width (COLUMNS, or 80 when piped) — but the daemon's: one problem, one line of
+    the journal."""
+    from anchor.cli.tables import fold
+
+    console = err()
+    width = sys.maxsize if Options.lasting else console.width
     for problem in dict.fromkeys(problems):  # a calendar file's error reaches every channel that uses it
-        style = "yellow" if problem.warning else "red"
-        err().print(f"[{style}]{'warning' if problem.warning else 'error'}[/]: {escape(str(problem))}",
-                    highlight=False)
+        label, style = ("warning", "yellow") if problem.warning else ("error", "red")
+        first, *rest = fold(f"{label}: {problem}", width, "    ")
+        console.print(f"[{style}]{label}[/]{escape(first[len(label):])}", highlight=False)
+        for line in rest:
+            console.print(escape(line), highlight=False)
 
 
 def settings() -> Settings:

@@ -127,7 +127,7 @@ def test_verify_names_the_row_edited_deleted_or_inserted(project: Project, datab
     result = verify(project)
     assert result.returncode == 0, result.stderr
     assert "intact: 6 rows verified (4 airings, 2 approvals) against 6 links" in result.stdout
-    assert "1 airing(s) still on air" in result.stdout
+    assert "1 airing still on air" in result.stdout
 
     # Edited: one sealed field changed by hand.
     _sql(database, "UPDATE airing SET error = 'nothing happened' WHERE id = :id", id=evening)
@@ -256,7 +256,7 @@ def test_export_verifies_offline_and_any_changed_byte_fails(project: Project, da
                          "t", "--out", str(out), env=key_env)
     assert result.returncode == 0, result.stderr
     assert "exported 4 airings, 2 approvals and 7 links" in result.stdout
-    assert "evidence named for 2, 1 kept" in result.stdout and "1 airing(s) still on air were left out" in result.stdout
+    assert "evidence named for 2, 1 kept" in result.stdout and "1 airing still on air was left out" in result.stdout
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["counts"]["outcomes"] == {"aired": 1, "failed": 1, "late": 1, "missed": 1}
     assert manifest["channel"] == "t" and manifest["period"]["from"] == "2026-12-01T00:00:00.000000+00:00"
@@ -356,7 +356,7 @@ def test_monthly_report_figures(project: Project, database: str) -> None:
     result = project.run("audit", "report", "--month", "2026-12", "--out", str(out))
     no_traceback(result)
     assert result.returncode == 0, result.stderr
-    assert "1 channel(s), 9 airings, 3 approval action(s)" in result.stdout
+    assert "1 channel, 9 airings, 3 approval actions" in result.stdout
     shown = _pdf_text(out)
     flat = re.sub(r"\s+", " ", shown)
     assert "月度播出报告 Monthly broadcast report 2026-12" in flat and "频道 Channel t" in flat

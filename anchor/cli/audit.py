@@ -22,6 +22,7 @@ from anchor.cli.common import (
     parse_instant,
     settings,
 )
+from anchor.wording import count
 
 audit_app = typer.Typer(no_args_is_help=True, help="Audit the as-run log: verify its seal chain, export a period "
                                                     "signed, verify an export offline, the monthly report.")
@@ -64,13 +65,13 @@ def verify(
             for problem in report.problems:
                 out().print(escape(problem.message(shown)), highlight=False, soft_wrap=True)
         more = len(report.problems) - 1
-        raise Failed(first.message(shown) + (f" ({more} more problem{'s' if more > 1 else ''} after it: "
+        raise Failed(first.message(shown) + (f" ({count(more, 'more problem', 'more problems')} after it: "
                                              "--all lists them)" if more and not every else ""))
     tail = f", ending at seal {report.last_seal[:16]}… (seq {report.last_seq})" if report.links else ""
-    on_air = f"; {report.on_air} airing(s) still on air, sealed when they end" if report.on_air else ""
-    out().print(f"the seal chain is intact: {report.verified} rows verified ({report.rows['airing']} airings, "
-                f"{report.rows['approval']} approvals) against {report.links} links{tail}{on_air}", highlight=False,
-                soft_wrap=True)
+    on_air = f"; {count(report.on_air, 'airing')} still on air, sealed when they end" if report.on_air else ""
+    out().print(f"the seal chain is intact: {count(report.verified, 'row')} verified "
+                f"({count(report.rows['airing'], 'airing')}, {count(report.rows['approval'], 'approval')}) against "
+                f"{count(report.links, 'link')}{tail}{on_air}", highlight=False, soft_wrap=True)
 
 
 @audit_app.command()
@@ -92,12 +93,14 @@ def export(
         app_settings = settings()
         done = export_period(app_settings.database_url, begins, ends, channel, folder, key, app_settings.data_dir)
     counts = done.counts
-    out().print(f"exported {counts['airings']} airings, {counts['approvals']} approvals and {counts['seals']} links "
+    out().print(f"exported {count(counts['airings'], 'airing')}, {count(counts['approvals'], 'approval')} and "
+                f"{count(counts['seals'], 'link')} "
                 f"to {escape(str(folder))} (evidence named for {counts['evidence_named']}, "
                 f"{counts['evidence_kept']} kept); signed with key "
                 f"{done.manifest['signing_key']['public_key_sha256'][:16]}…", highlight=False, soft_wrap=True)
     if counts["left_out_on_air"]:
-        out().print(f"{counts['left_out_on_air']} airing(s) still on air were left out", highlight=False,
+        left = counts["left_out_on_air"]
+        out().print(f"{count(left, 'airing')} still on air {'was' if left == 1 else 'were'} left out", highlight=False,
                     soft_wrap=True)
 
 
@@ -121,11 +124,12 @@ def verify_export(
         raise BadInput(f"{folder} is not a folder")
     with _audit_errors():
         done = check(folder, key, str(public_key))
-    chain = (f"{done.links} links ending at seal {done.last_seal[:16]}… (seq {done.last_seq})" if done.links
+    chain = (f"{count(done.links, 'link')} ending at seal {done.last_seal[:16]}… (seq {done.last_seq})" if done.links
              else "no links (nothing sealed in the period)")
     out().print(f"export verified: manifest.json signed by {escape(str(public_key))} ({done.key_id[:16]}…), "
-                f"{done.files - 1} files' SHA-256 as signed, {done.rows['airing']} airings and "
-                f"{done.rows['approval']} approvals recomputed against {chain}", highlight=False, soft_wrap=True)
+                f"the SHA-256 of {count(done.files - 1, 'file')} as signed, {count(done.rows['airing'], 'airing')} and "
+                f"{count(done.rows['approval'], 'approval')} recomputed against {chain}", highlight=False,
+                soft_wrap=True)
 
 
 @audit_app.command()
@@ -148,5 +152,6 @@ def report(
         found = gather(app_settings.database_url, year, number, channel_zones(app_settings), channel)
         write_pdf(found, file)
     planned = sum(c.planned for c in found.channels)
-    out().print(f"wrote {escape(str(file))}: {found.label}, {len(found.channels)} channel(s), {planned} airings, "
-                f"{len(found.approvals)} approval action(s)", highlight=False, soft_wrap=True)
+    out().print(f"wrote {escape(str(file))}: {found.label}, {count(len(found.channels), 'channel')}, "
+                f"{count(planned, 'airing')}, {count(len(found.approvals), 'approval action')}", highlight=False,
+                soft_wrap=True)

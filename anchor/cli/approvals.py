@@ -10,18 +10,19 @@ to whichever channel airs it later. An unchanged text already approved is not ap
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from anchor.cli.common import BadInput, channel_time, err, escape, out, read_log, report, settings
+from anchor.cli.common import AsJson, BadInput, channel_time, err, escape, out, read_log, report, settings
 from anchor.problems import InputError, Problem
 
 if TYPE_CHECKING:
     from anchor.config import Approver, Settings
     from anchor.content import Script
+    from anchor.content.approvals import ApprovalStatus
 
 
 def screening_problems(app_settings: Settings, scripts: list[Script]) -> list[Problem]:
@@ -196,18 +197,34 @@ def reject(
     _decide("rejected", script, by, reason)
 
 
+def _standing_document(script: Script, status: ApprovalStatus, zone: tzinfo) -> dict[str, object]:
+    """One script's standing for --json: its current text, the decision that stands and why it may not air."""
+    from anchor.clock import as_utc
+
+    decision = status.decision
+    return {"script": script.name, "content_hash": script.content_hash, "standing": status.standing.value,
+            "not_approved": None if status.approved else status.reason(),
+            "decision": None if decision is None else {
+                "action": decision.action.value, "content_hash": decision.content_hash, "by": decision.by,
+                "role": decision.role, "note": decision.note, "at": as_utc(decision.at).astimezone(zone).isoformat()}}
+
+
 def approvals(
     pending: Annotated[bool, typer.Option("--pending", help="Only scripts whose current text is not approved.")]
     = False,
+    as_json: AsJson = False,
 ) -> None:
     """Every script's standing: approved, pending (never approved, or edited since), rejected or revoked."""
+    from anchor.cli.jsonout import write_json_array
     from anchor.cli.tables import Column, write_table
     from anchor.content import find_scripts, load_script
     from anchor.content.approvals import ApprovalBook, Standing
+    from anchor.wording import count
 
     app_settings = settings()
     book = ApprovalBook(read_log(app_settings).approvals())
     rows = []
+    documents: list[dict[str, object]] = []
     problems: list[Problem] = []
     for path in find_scripts(app_settings.scripts_dir):
         try:
@@ -222,8 +239,13 @@ def approvals(
         who = f"{decision.by} ({decision.role})" if decision else ""
         when = channel_time(decision.at, None, "minutes") if decision else ""
         rows.append((script.name, status.standing.value, who, when, "" if status.approved else status.reason()))
+        documents.append(_standing_document(script, status, UTC))
     report(problems)
-    write_table([Column("script"), Column("standing", fold=False), Column("by"), Column("when", fold=False),
-                 Column("why not")], rows, title=f"{len(rows)} scripts", caption="times in UTC")
+    if as_json:
+        write_json_array(documents)
+    else:  # the date and the time of day may fold onto two lines, the script path never
+        write_table([Column("script"), Column("standing", fold=False), Column("by"), Column("when"),
+                     Column("why not", floor=24)], rows, title=count(len(rows), "script"),
+                    caption="times in UTC")
     if pending and rows:
-        err().print(f"{len(rows)} script{'s' * (len(rows) != 1)} not approved")
+        err().print(f"{count(len(rows), 'script')} not approved")

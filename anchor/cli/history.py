@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from anchor.cli.common import (
     AsCsv,
+    AsJson,
     OnlyChannel,
     PlannedSince,
     channel_time,
@@ -42,16 +43,33 @@ def _audience(row: Any) -> str:
     return "audience: " + ", ".join(parts) if parts else ""
 
 
+def _document(row: Any, zone: Any) -> dict[str, object]:
+    """One row for --json: every field, times ISO 8601 on the channel's clock with its offset."""
+    found: dict[str, object] = {}
+    for name in FIELDS:
+        value = getattr(row, name)
+        if isinstance(value, datetime):
+            value = as_utc(value).astimezone(zone).isoformat(timespec="milliseconds")
+        found[name] = getattr(value, "value", value)
+    return found
+
+
 def history(
     channel: OnlyChannel = None,
     since: PlannedSince = None,
     as_csv: AsCsv = False,
+    as_json: AsJson = False,
 ) -> None:
     """Print the as-run log: what aired, when, and how."""
+    from anchor.cli.jsonout import write_json_array
     from anchor.cli.tables import Column, write_table
+    from anchor.wording import count, duration
 
     app_settings, rows = logged_airings(channel, since)
     zones = channel_zones(app_settings)
+    if as_json:
+        write_json_array(_document(row, zones.get(row.channel) or UTC) for row in rows)
+        return
     if as_csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(FIELDS)
@@ -64,7 +82,8 @@ def history(
             if row.aired_as and row.aired_as != "clip":
                 outcome += f" as {row.aired_as}"
             if row.started_at is not None:
-                outcome += f" {(as_utc(row.started_at) - as_utc(row.planned_at)).total_seconds():+.2f}s"
+                late = (as_utc(row.started_at) - as_utc(row.planned_at)).total_seconds()
+                outcome += f" {'+' * (late >= 0)}{duration(late)}"
             yield (channel_time(row.planned_at, zones.get(row.channel), "minutes"), row.channel, row.slot,
                    row.script, outcome)
             for note in (row.note, row.degraded, row.error, _audience(row)):
@@ -73,5 +92,5 @@ def history(
 
     columns = [Column("planned", fold=False), Column("channel", fold=False), Column("slot"), Column("script"),
                Column("outcome", fold=False)]
-    write_table(columns, lines(), title=f"as-run log: {len(rows)} airings",
+    write_table(columns, lines(), title=f"as-run log: {count(len(rows), 'airing')}",
                 caption="each time is its channel's own clock, with its UTC offset; --csv has every field")

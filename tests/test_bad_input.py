@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -235,10 +235,11 @@ def test_check_json_lists_every_problem_and_the_verdict(project: Project) -> Non
     assert "problems found" not in result.stderr  # the document is the whole answer
 
 
-def test_check_json_on_a_valid_site_with_a_warning(project: Project) -> None:
+@pytest.mark.dated
+def test_check_json_on_a_valid_site_with_a_warning(project: Project, now: datetime) -> None:
     """Warnings alone: verdict ok, exit 0, the warning listed with its line."""
     project.script("fine.md", script_text("好的。"))
-    past = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    past = (now - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     (project.root / "schedules").mkdir()
     (project.root / "schedules" / "once.toml").write_text(
         f'[channel]\nid = "once"\ntimezone = "Asia/Shanghai"\n\n[[slot]]\nscript = "fine.md"\nat = {past}\n',

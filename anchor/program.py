@@ -13,13 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 from pydantic import BaseModel
 
 from anchor.config import Settings
 from anchor.content import Paragraph, Pause, Script
 from anchor.metrics import PROGRAM_CACHE_LOOKUPS, RENDER_SECONDS, TTS_FALLBACKS
-from anchor.speech import audio
 from anchor.speech.cache import ProgramCache, cache_key
 from anchor.speech.chain import EngineChain, EngineFailed
 from anchor.speech.engines import SpeechEngine, SpokenAudio, UnknownVoice, WordTiming
@@ -139,6 +137,10 @@ def program_key(script: Script, engine: SpeechEngine, voice: str, settings: Sett
 
 def _assemble(units: list[Unit], spoken: list[SpokenAudio], raw: Path) -> tuple[list[PlacedSentence], int, float]:
     """Write gaps and trimmed sentences as one raw PCM stream; return where each sentence landed."""
+    import numpy as np
+
+    from anchor.speech import audio
+
     rate = spoken[0].sample_rate
     if any(s.sample_rate != rate for s in spoken):
         raise RenderError("the engine returned mixed sample rates")
@@ -172,6 +174,8 @@ def _assemble(units: list[Unit], spoken: list[SpokenAudio], raw: Path) -> tuple[
 
 async def _render_with(script: Script, engine: SpeechEngine, voice: str, key: str, chain: EngineChain,
                        cache: ProgramCache, settings: Settings, fallback: str | None) -> Program:
+    from anchor.speech import audio
+
     started = time.perf_counter()
     units = plan_units(script, engine, settings)
     # Subtitles keep each unit's written text; the engine is given it as it is to be said.
@@ -273,6 +277,9 @@ class Candidate:
 async def _render_first(script: Script, settings: Settings, chain: EngineChain, cache: ProgramCache,
                         candidates: list[Candidate], reasons: list[str]) -> Program:
     """Render with the first candidate whose breaker admits it and that can speak the whole script."""
+    # numpy and the ffmpeg tools load only to render: a cache hit, the most common call, does without them.
+    from anchor.speech import audio
+
     reasons = list(reasons)
     for candidate in candidates:
         engine = candidate.engine

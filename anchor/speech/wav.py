@@ -7,8 +7,10 @@ import struct
 import wave
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy loads when samples are read: a cache hit only hashes and measures the file
+    import numpy as np
 
 
 class WavError(Exception):
@@ -40,6 +42,8 @@ class WavReader:
 
     def read(self, count: int) -> np.ndarray:
         """The next `count` samples (fewer at the end), channels averaged to mono."""
+        import numpy as np
+
         try:
             data = np.frombuffer(self._file.readframes(count), dtype="<i2")
         except (wave.Error, EOFError, OSError) as exc:
@@ -60,6 +64,8 @@ class WavReader:
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
     """All samples as 16-bit mono (channels averaged), and the sample rate."""
+    import numpy as np
+
     with WavReader(path) as wav:
         return wav.read(wav.samples).astype(np.int16), wav.rate
 
@@ -73,6 +79,8 @@ def wav_seconds(path: Path) -> float:
 def parse_streamed_wav(data: bytes) -> tuple[np.ndarray, int]:
     """A WAV written to a pipe, whose size fields are placeholders (espeak-ng --stdout): the fmt chunk's
     rate, and everything after the data chunk's header as samples."""
+    import numpy as np
+
     if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise WavError("no WAV data")
     rate = struct.unpack_from("<I", data, 24)[0]

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -15,6 +16,7 @@ from anchor.tomlsource import TomlSource, read_text, validation_problems
 
 DEFAULT_CONFIG = Path("anchor.toml")
 DATABASE_URL_ENV = "ANCHOR_DATABASE_URL"
+INSTITUTION_TIMEZONE = "Asia/Shanghai"  # [daemon] timezone's default
 
 Seconds = Annotated[float, Field(ge=0, le=60)]
 
@@ -126,6 +128,22 @@ class DaemonSettings(Section):
     # the environment (ANCHOR_DATABASE_URL) or a credentials file, never here.
     database_url: str = ""
     stop_timeout: float = Field(10.0, gt=0, le=120)
+    # The institution's clock: times not tied to a channel (approvals, log lines) are shown on it, and a time
+    # written without an offset on the command line is read on it (unless --channel names a channel).
+    timezone: str = INSTITUTION_TIMEZONE
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone_name(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone '{value}': use an IANA name such as \"Asia/Shanghai\"") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 class ObsSettings(Section):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from anchor.clock import shown_time
 from anchor.config import Settings
 from anchor.preflight import channel_problems, checked_channel_files
 from anchor.problems import InputError, Problem
@@ -53,9 +54,9 @@ class LineupKeeper:
                 problems.append(Problem(found.path, None, "this file has errors and never loaded before: its channel "
                                         "stays off until it is fixed", "fix the errors above", warning=True))
                 continue
-            when = datetime.fromtimestamp(os.stat(stand_in.source).st_mtime, UTC).astimezone()
+            when = shown_time(datetime.fromtimestamp(os.stat(stand_in.source).st_mtime, UTC), stand_in.zone)
             problems.append(Problem(found.path, None, f"this file has errors: channel {stand_in.id} airs its last good "
-                                    f"version (from {when.isoformat(timespec='seconds')}) until it is fixed",
+                                    f"version (from {when}) until it is fixed",
                                     "fix the errors above", warning=True))
             channels.append(stand_in)
             stand_ins[stand_in.id] = stand_in.source

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anchor.audit import AuditError
+from anchor.clock import shown_time
 
 if TYPE_CHECKING:
     from anchor.store import Approval
@@ -103,7 +104,7 @@ class ChannelMonth:
 class MonthReport:
     year: int
     month: int
-    zone: tzinfo  # the approvals' clock: the channels' own when they share one, else UTC
+    zone: tzinfo  # the approvals' clock: the channels' own when they share one, else the institution's
     generated_at: datetime
     channel_filter: str | None
     channels: list[ChannelMonth]
@@ -119,9 +120,10 @@ def _reason_key(outcome: str, reason: str) -> tuple[str, str]:
     return outcome, _NUMBER.sub("#", reason)
 
 
-def gather(url: str, year: int, month: int, zones: Mapping[str, tzinfo], channel: str | None = None,
-           now: datetime | None = None) -> MonthReport:
-    """The month's figures per channel (each in its own clock; a channel with no channel file in UTC)."""
+def gather(url: str, year: int, month: int, zones: Mapping[str, tzinfo], institution: tzinfo,
+           channel: str | None = None, now: datetime | None = None) -> MonthReport:
+    """The month's figures per channel (each in its own clock; a channel with no channel file, and the approvals
+    of channels on different clocks, on the institution's clock)."""
     from anchor import store
     from anchor.audit.verify import reader
     from anchor.store import Airing, Approval, open_engine, table_of
@@ -134,7 +136,7 @@ def gather(url: str, year: int, month: int, zones: Mapping[str, tzinfo], channel
     wide_start, wide_end = wide_start - timedelta(days=1), wide_end + timedelta(days=1)  # any zone's month
     found: dict[str, ChannelMonth] = {}
     if channel is not None:
-        found[channel] = ChannelMonth(channel, zones.get(channel, UTC))
+        found[channel] = ChannelMonth(channel, zones.get(channel, institution))
     else:
         for name, zone in sorted(zones.items()):
             found[name] = ChannelMonth(name, zone)
@@ -147,7 +149,7 @@ def gather(url: str, year: int, month: int, zones: Mapping[str, tzinfo], channel
                 where.append(airing.c.channel == channel)
             for row in reader("airing", connection.dialect).rows(connection, where):
                 assert isinstance(row, Airing)
-                book = found.get(row.channel) or found.setdefault(row.channel, ChannelMonth(row.channel, UTC))
+                book = found.get(row.channel) or found.setdefault(row.channel, ChannelMonth(row.channel, institution))
                 start, end = month_bounds(year, month, book.zone)
                 if not start <= row.planned_at < end:
                     continue
@@ -164,7 +166,7 @@ def gather(url: str, year: int, month: int, zones: Mapping[str, tzinfo], channel
             if counts:
                 _add_audience(connection, airing, where, counts, viewers, found, year, month)
             channel_zones = {str(book.zone) for book in found.values()}
-            zone = next(iter(found.values())).zone if len(channel_zones) == 1 and found else UTC
+            zone = next(iter(found.values())).zone if len(channel_zones) == 1 and found else institution
             start, end = month_bounds(year, month, zone)
             query = [approval.c.at >= start, approval.c.at < end]
             if channel is not None:
@@ -228,7 +230,7 @@ def _figure(value: float) -> str:
 
 
 def _shown(instant: datetime, zone: tzinfo, timespec: str = "minutes") -> str:
-    return instant.astimezone(zone).isoformat(sep=" ", timespec=timespec)
+    return shown_time(instant, zone, timespec)
 
 
 def write_pdf(report: MonthReport, out: Path) -> None:

@@ -143,7 +143,7 @@ def approve(
             decided = status.decision
             out().print(f"{escape(script.name)} (text {script.content_hash[:12]}) is already approved by "
                         f"{escape(decided.by)} ({escape(decided.role)}) at "
-                        f"{channel_time(decided.at, None, 'minutes')}: nothing recorded")
+                        f"{channel_time(decided.at, app_settings.daemon.zone, 'minutes')}: nothing recorded")
             continue
         accepted = [{"word": h.word, "category": h.category, "list": h.list_file.name, "line": h.line,
                      "column": h.column, "text": h.text, "reason": reasons[h.word]} for h in hits]
@@ -237,15 +237,15 @@ def approvals(
             continue
         decision = status.decision
         who = f"{decision.by} ({decision.role})" if decision else ""
-        when = channel_time(decision.at, None, "minutes") if decision else ""
+        when = channel_time(decision.at, app_settings.daemon.zone, "minutes") if decision else ""
         rows.append((script.name, status.standing.value, who, when, "" if status.approved else status.reason()))
-        documents.append(_standing_document(script, status, UTC))
+        documents.append(_standing_document(script, status, app_settings.daemon.zone))
     report(problems)
     if as_json:
         write_json_array(documents)
     else:  # the date and the time of day may fold onto two lines, the script path never
         write_table([Column("script"), Column("standing", fold=False), Column("by"), Column("when"),
                      Column("why not", floor=24)], rows, title=count(len(rows), "script"),
-                    caption="times in UTC")
+                    caption="times on the institution's clock ([daemon] timezone), with the UTC offset")
     if pending and rows:
         err().print(f"{count(len(rows), 'script')} not approved")

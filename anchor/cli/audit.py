@@ -20,6 +20,7 @@ from anchor.cli.common import (
     escape,
     out,
     parse_instant,
+    reading_zone,
     settings,
 )
 from anchor.wording import count
@@ -59,7 +60,7 @@ def verify(
         zones = channel_zones(app_settings)
 
         def shown(instant: datetime, channel: str) -> str:
-            return channel_time(instant, zones.get(channel))
+            return channel_time(instant, zones[channel])
 
         if every:
             for problem in report.problems:
@@ -76,21 +77,24 @@ def verify(
 
 @audit_app.command()
 def export(
-    start: Annotated[str, typer.Option("--from", help="ISO date-time: airings planned from then on.")],
-    end: Annotated[str, typer.Option("--to", help="ISO date-time: airings planned before then.")],
+    start: Annotated[str, typer.Option("--from", help="Airings planned from then on: a date, an ISO date-time, today, "
+                                                      "yesterday, 7d… (without an offset: the --channel's clock, "
+                                                      "else [daemon] timezone).")],
+    end: Annotated[str, typer.Option("--to", help="Airings planned before then (the same forms).")],
     folder: Annotated[Path, typer.Option("--out", help="A new (or empty) folder for the export.")],
     channel: OnlyChannel = None,
 ) -> None:
     """Export a period's airings, the approvals they aired under and their seals, signed (manifest.sig)."""
     from anchor.audit.export import export_period, signing_key
 
-    begins, ends = parse_instant(start, "--from"), parse_instant(end, "--to")
+    app_settings = settings()
+    zone = reading_zone(app_settings, channel)
+    begins, ends = parse_instant(start, "--from", zone), parse_instant(end, "--to", zone)
     assert begins is not None and ends is not None
     if begins >= ends:
         raise BadInput(f"--from {start} is not before --to {end}")
     with _audit_errors():
         key = signing_key()  # before any work: a missing key is said at once
-        app_settings = settings()
         done = export_period(app_settings.database_url, begins, ends, channel, folder, key, app_settings.data_dir)
     counts = done.counts
     out().print(f"exported {count(counts['airings'], 'airing')}, {count(counts['approvals'], 'approval')} and "
@@ -149,7 +153,8 @@ def report(
         raise BadInput(f"--out {file}: the report is a PDF; name it e.g. report-{month}.pdf")
     app_settings = settings()
     with _audit_errors():
-        found = gather(app_settings.database_url, year, number, channel_zones(app_settings), channel)
+        found = gather(app_settings.database_url, year, number, channel_zones(app_settings), app_settings.daemon.zone,
+                       channel)
         write_pdf(found, file)
     planned = sum(c.planned for c in found.channels)
     out().print(f"wrote {escape(str(file))}: {found.label}, {count(len(found.channels), 'channel')}, "

@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from anchor.clock import as_utc
+from anchor.clock import read_time, shown_time
 from anchor.problems import InputError, Problem
 
 # Options several commands share, spelled once.
 OnlyChannel = Annotated[str | None, typer.Option("--channel", help="Only this channel id.")]
-PlannedSince = Annotated[str | None, typer.Option("--since", help="ISO date-time: airings planned from then on.")]
+PlannedSince = Annotated[str | None, typer.Option(
+    "--since", help="Airings planned from then on: today, yesterday, 7d, 12h, a date or an ISO date-time (without an "
+                    "offset: the --channel's clock, else [daemon] timezone).")]
 AsCsv = Annotated[bool, typer.Option("--csv", help="Print CSV for a spreadsheet.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (times ISO 8601 with their UTC offset).")]
 
@@ -97,6 +99,7 @@ def settings() -> Settings:
 
     loaded = checked_settings(load_settings(Options.config))
     logging.getLogger().setLevel(logging.DEBUG if Options.verbose else loaded.log.level)
+    _Formatter.zone = loaded.daemon.zone  # log lines on the institution's clock
     return loaded
 
 
@@ -116,7 +119,8 @@ def read_log(settings: Settings) -> AsRunReading:
 def logged_airings(channel: str | None, since: str | None) -> tuple[Settings, Sequence[Any]]:
     """The settings and the as-run log's rows, for the commands that read it (--channel, --since)."""
     app_settings = settings()
-    return app_settings, read_log(app_settings).history(channel, parse_instant(since, "--since"))
+    since_instant = parse_instant(since, "--since", reading_zone(app_settings, channel))
+    return app_settings, read_log(app_settings).history(channel, since_instant)
 
 
 def channels(settings: Settings) -> list[Channel]:
@@ -128,38 +132,58 @@ def channels(settings: Settings) -> list[Channel]:
     return found
 
 
-def channel_zones(settings: Settings) -> dict[str, tzinfo]:
+class ChannelZones(dict[str, tzinfo]):
+    """Each channel's timezone by id; a channel no file names (an old row of the as-run log) is on the
+    institution's clock ([daemon] timezone)."""
+
+    def __init__(self, zones: dict[str, tzinfo], institution: tzinfo) -> None:
+        super().__init__(zones)
+        self.institution = institution
+
+    def __missing__(self, channel: str) -> tzinfo:
+        return self.institution
+
+
+def channel_zones(settings: Settings) -> ChannelZones:
     """Each channel's timezone, from the channel files that load; for showing times in channel time."""
     from anchor.schedule.channel import read_channel_files
 
     try:
         files = read_channel_files(settings)
     except InputError:
-        return {}
-    return {f.channel.id: f.channel.zone for f in files if f.channel is not None}
+        return ChannelZones({}, settings.daemon.zone)
+    return ChannelZones({f.channel.id: f.channel.zone for f in files if f.channel is not None}, settings.daemon.zone)
 
 
-def channel_time(instant: datetime, zone: tzinfo | None, timespec: str = "seconds", with_date: bool = True) -> str:
-    """The one way a person is shown a time: the channel's own clock, labelled with its UTC offset
-    (UTC when the channel is unknown), e.g. 2026-12-04 10:00:00+08:00 (or 10:00:00+08:00 without the date)."""
-    text = as_utc(instant).astimezone(zone or UTC).isoformat(sep=" ", timespec=timespec)
-    return text if with_date else text.split(" ", 1)[1]
+def reading_zone(settings: Settings, channel: str | None) -> tzinfo:
+    """The clock a time written without an offset is read on: the channel's when one is named, else the
+    institution's ([daemon] timezone); never this machine's."""
+    return channel_zones(settings)[channel] if channel else settings.daemon.zone
 
 
-def parse_instant(text: str | None, option: str) -> datetime | None:
+def channel_time(instant: datetime, zone: tzinfo, timespec: str = "seconds", with_date: bool = True) -> str:
+    """The one way a person is shown a time (anchor.clock.shown_time): the channel's own clock — or the
+    institution's for a time tied to no channel — labelled with its UTC offset, e.g. 2026-12-04 10:00:00+08:00."""
+    return shown_time(instant, zone, timespec, with_date)
+
+
+def parse_instant(text: str | None, option: str, zone: tzinfo) -> datetime | None:
+    """The one reading of a time an option takes (anchor.clock.read_time): today, yesterday, 7d, 12h, a date or an
+    ISO date-time; without an offset, on `zone`'s clock (see reading_zone). BadInput naming the option."""
     if text is None:
         return None
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadInput(f"{option} {text} is not an ISO date-time; write e.g. 2026-12-04T09:00+08:00") from None
-    return value if value.tzinfo else value.astimezone()  # a bare time means this machine's clock
+        return read_time(text, zone, datetime.now(UTC))
+    except ValueError as exc:
+        raise BadInput(f"{option} {exc}") from None
 
 
 class _Formatter(logging.Formatter):
+    zone: tzinfo = UTC  # the institution's clock once the settings are read (see settings())
+
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-        # This machine's clock, labelled with its offset, to the millisecond.
-        return datetime.fromtimestamp(record.created).astimezone().isoformat(sep=" ", timespec="milliseconds")
+        # The institution's clock, labelled with its offset, to the millisecond.
+        return shown_time(datetime.fromtimestamp(record.created, UTC), self.zone, "milliseconds")
 
 
 def setup_logging(verbose: bool) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from anchor.cli.common import (
@@ -68,13 +68,13 @@ def history(
     app_settings, rows = logged_airings(channel, since)
     zones = channel_zones(app_settings)
     if as_json:
-        write_json_array(_document(row, zones.get(row.channel) or UTC) for row in rows)
+        write_json_array(_document(row, zones[row.channel]) for row in rows)
         return
     if as_csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(FIELDS)
         for row in rows:
-            writer.writerow([_value(row, f, zones.get(row.channel)) for f in FIELDS])
+            writer.writerow([_value(row, f, zones[row.channel]) for f in FIELDS])
         return
     def lines() -> Iterator[tuple[str, ...]]:
         for row in rows:
@@ -84,7 +84,7 @@ def history(
             if row.started_at is not None:
                 late = (as_utc(row.started_at) - as_utc(row.planned_at)).total_seconds()
                 outcome += f" {'+' * (late >= 0)}{duration(late)}"
-            yield (channel_time(row.planned_at, zones.get(row.channel), "minutes"), row.channel, row.slot,
+            yield (channel_time(row.planned_at, zones[row.channel], "minutes"), row.channel, row.slot,
                    row.script, outcome)
             for note in (row.note, row.degraded, row.error, _audience(row)):
                 if note:

@@ -15,6 +15,7 @@ from anchor.cli.common import (
     channels,
     parse_instant,
     read_log,
+    reading_zone,
     report,
     settings,
 )
@@ -57,7 +58,9 @@ def _json_rows(planned: Iterator[PlannedAiring], seeing: ApprovalOutlook | None)
 
 def plan(
     channel: OnlyChannel = None,
-    start: Annotated[str | None, typer.Option("--from", help="ISO date-time to start from (default now).")] = None,
+    start: Annotated[str | None, typer.Option(
+        "--from", help="Start from: today, tomorrow, a date or an ISO date-time (without an offset: the "
+                       "--channel's clock, else [daemon] timezone; default now).")] = None,
     hours: Annotated[float | None, typer.Option(help="How many hours ahead (default 24).")] = None,
     days: Annotated[float | None, typer.Option(help="How many days ahead.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON objects instead of a table.")] = False,
@@ -75,7 +78,8 @@ def plan(
     chosen = [c for c in channels(app_settings) if channel is None or c.id == channel]
     if channel is not None and not chosen:
         raise BadInput(f"no channel with id '{channel}'")
-    begin = parse_instant(start, "--from") or datetime.now(UTC)
+    zone = reading_zone(app_settings, channel)
+    begin = parse_instant(start, "--from", zone) or datetime.now(UTC)
     span = timedelta(days=days) if days is not None else timedelta(hours=hours if hours is not None else 24)
     report(calendar_problems(app_settings, chosen, begin, begin + span))  # what the plan assumes, on stderr
     asrun = read_log(app_settings)
@@ -105,6 +109,6 @@ def plan(
                Column("channel", fold=False, widest=max((len(c.id) for c in chosen), default=7)),
                Column("slot", widest=max((cell_len(s.id) for s in slots), default=4)),
                Column("script", widest=max((len(name) for s in slots for name in s.scripts), default=6))]
-    write_table(columns, lines(), title=f"planned airings from {channel_time(begin, begin.tzinfo, 'minutes')} "
+    write_table(columns, lines(), title=f"planned airings from {channel_time(begin, zone, 'minutes')} "
                 f"for {duration(span)}", caption=lambda: f"{count(shown, 'airing')}; each time is its channel's own "
                 "clock, with its UTC offset")

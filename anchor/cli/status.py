@@ -88,7 +88,7 @@ def status(as_json: AsJson = False) -> None:
     address = _address(daemon.http_host, daemon.http_port, note.read_text(encoding="utf-8") if note.exists() else None)
     try:
         with urllib.request.urlopen(f"http://{address}/status", timeout=ASK_TIMEOUT) as answer:
-            state = _on_clocks(json.loads(answer.read()), UTC)
+            state = _on_clocks(json.loads(answer.read()), app_settings.daemon.zone)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise Failed(f"no daemon answers at http://{address}/status ({exc}): is `anchor run` running?") from None
     if as_json:

@@ -22,7 +22,7 @@ from anchor.audience.tally import Tally
 from anchor.audience.timeline import Timeline
 from anchor.audience.webhook_server import WebhookServer
 from anchor.audit.evidence import Evidence
-from anchor.clock import WallClockWatch
+from anchor.clock import WallClockWatch, shown_time
 from anchor.config import Settings
 from anchor.content.screening import LIST_GLOB
 from anchor.lineup import Lineup, LineupKeeper
@@ -40,7 +40,7 @@ from anchor.problems import InputError
 from anchor.record import AsRunRecorder
 from anchor.schedule.catchup import catch_up
 from anchor.schedule.channel import Channel
-from anchor.schedule.planner import PlannedAiring, plan
+from anchor.schedule.planner import PlannedAiring, iter_plan, plan
 from anchor.speech.cache import ProgramCache
 from anchor.speech.chain import EngineChain
 from anchor.store import Outcome, open_store
@@ -54,6 +54,10 @@ WATCH_SECONDS = 2.0
 CATCH_UP = timedelta(hours=24)  # how far back a restarted daemon looks for airings it missed
 RUNNING_NOTE = "daemon.json"  # under data_dir: the running daemon's pid and ports
 OUTLOOK = timedelta(hours=24)  # how far ahead unapproved airings are counted
+# How far past the pre-render horizon a channel's next airing is looked for (`anchor status`, the next-airing
+# gauge): a weekly or monthly slot, or a one-off months ahead, is still "next".
+LOOK_BEYOND = timedelta(days=400)
+LOOK_AGAIN = timedelta(hours=1)  # a channel with nothing in LOOK_BEYOND is looked at again after this
 
 
 class Daemon:
@@ -80,6 +84,8 @@ class Daemon:
         self.keeper = LineupKeeper(settings)
         self.channels: list[Channel] = []
         self.prepare_task: asyncio.Task[None] | None = None
+        # channel → its next airing beyond the horizon (None: none in LOOK_BEYOND), and until when that holds
+        self.beyond: dict[str, tuple[PlannedAiring | None, datetime]] = {}
         self.metrics_port: int | None = None
 
     # -- plan -------------------------------------------------------------------------------------------
@@ -95,10 +101,38 @@ class Daemon:
         """Jobs for every airing from now to the horizon."""
         planned = await self._plan(now, now + self.horizon())
         self.timetable.update(planned, now)
+        nearest: dict[str, PlannedAiring] = {}
+        for item in planned:
+            nearest.setdefault(item.channel, item)
+        await self._look_beyond(now, nearest)
         for channel in self.channels:
-            upcoming = next((p for p in planned if p.channel == channel.id), None)
+            upcoming = self.next_airing(channel.id, nearest)
             NEXT_AIRING.labels(channel.id).set(upcoming.planned_at_utc.timestamp() if upcoming else 0)
         return planned
+
+    async def _look_beyond(self, now: datetime, nearest: dict[str, PlannedAiring]) -> None:
+        """Each channel with nothing inside the horizon: its next airing after it (kept until it is due to
+        enter the horizon, so a heartbeat rarely plans that far)."""
+        horizon_end = now + self.horizon()
+        wanted = [c for c in self.channels if c.id not in nearest
+                  and (c.id not in self.beyond or self.beyond[c.id][1] <= horizon_end)]
+        if not wanted:
+            return
+
+        def first_airings() -> dict[str, PlannedAiring | None]:  # planning months ahead: off the loop
+            rotation = self.asrun.rotation()
+            return {c.id: next(iter_plan([c], horizon_end, horizon_end + LOOK_BEYOND, rotation), None)
+                    for c in wanted}
+
+        for channel_id, found in (await asyncio.to_thread(first_airings)).items():
+            self.beyond[channel_id] = (found, found.planned_at_utc if found else now + LOOK_AGAIN)
+
+    def next_airing(self, channel_id: str, nearest: dict[str, PlannedAiring]) -> PlannedAiring | None:
+        """The channel's next airing: inside the horizon (scheduled), else beyond it (only planned yet)."""
+        if channel_id in nearest:
+            return nearest[channel_id]
+        found, _ = self.beyond.get(channel_id, (None, None))
+        return found if found is not None and found.planned_at_utc > datetime.now(UTC) else None
 
     async def _catch_up(self, now: datetime) -> None:
         """Airings planned while the daemon was down (since it was last alive, at most a day back)."""
@@ -128,12 +162,14 @@ class Daemon:
         if not upcoming:
             return f"{len(self.channels)} channels, nothing planned in the next {self.horizon()}"
         first = upcoming[0]
-        return f"next: {first.channel} {first.script} at {first.planned_at.isoformat(timespec='minutes')}"
+        when = shown_time(first.planned_at, first.planned_at.tzinfo or UTC, "minutes")  # the channel's clock
+        return f"next: {first.channel} {first.script} at {when}"
 
     # -- reload -----------------------------------------------------------------------------------------
 
     async def _use(self, channels: list[Channel]) -> None:
         self.channels = channels
+        self.beyond = {}  # what lies beyond the horizon is planned anew from the new files
         await self.station.use_channels(channels)
         for channel in channels:
             self.timeline.know(channel.id, {name for s in channel.slots for name in (*s.scripts, s.fallback) if name})
@@ -157,9 +193,15 @@ class Daemon:
                 "outputs": self.station.on_air.outputs.health()}
 
     def timeline_next(self) -> dict[str, PlannedAiring]:
-        found: dict[str, PlannedAiring] = {}
+        """Each channel's next airing: the first scheduled job, else the first beyond the horizon."""
+        scheduled: dict[str, PlannedAiring] = {}
         for item in self.timetable.upcoming():
-            found.setdefault(item.channel, item)
+            scheduled.setdefault(item.channel, item)
+        found: dict[str, PlannedAiring] = {}
+        for channel in self.channels:
+            upcoming = self.next_airing(channel.id, scheduled)
+            if upcoming is not None:
+                found[channel.id] = upcoming
         return found
 
     async def _load_lineup(self) -> Lineup:

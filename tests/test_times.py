@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import re
+import urllib.request
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,7 @@ import pytest
 from anchor.clock import read_time, shown_time
 from anchor.store import Airing, Outcome, open_store
 from tests.conftest import Project, no_traceback, script_text
+from tests.daemon_harness import Daemon, free_port
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # the institution's default clock
 NEW_YORK = ZoneInfo("America/New_York")  # a channel on another clock, so the tests see which one is used
@@ -198,3 +200,59 @@ def test_approvals_are_shown_on_the_institutions_clock(project: Project) -> None
     assert listed.returncode == 0, listed.stderr
     offset = shown_time(datetime.now(UTC), NEW_YORK)[-6:]
     assert re.search(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d{re.escape(offset)}", listed.stdout), listed.stdout
+
+
+# -- the daemon: status and log lines -------------------------------------------------------------------------
+
+
+def _status(project: Project) -> dict[str, object]:
+    note = json.loads((project.root / "data" / "daemon.json").read_text(encoding="utf-8"))
+    with urllib.request.urlopen(f"http://{note['http']}/status", timeout=5) as answer:
+        return dict(json.loads(answer.read()))
+
+
+def test_status_shows_the_next_airing_beyond_the_prerender_horizon(project: Project) -> None:
+    """A channel whose next airing is three hours away, with a one-hour pre-render horizon: `anchor status`
+    shows it as next (the daemon plans beyond the horizon for it), on the channel's clock; the header and the
+    daemon's log lines are on the institution's clock."""
+    project.script("short.md", script_text("各位观众，大家好。", title="短通知"))
+    (project.root / "schedules").mkdir()
+    airs = (datetime.now(UTC) + timedelta(hours=3)).replace(second=0, microsecond=0)
+    (project.root / "schedules" / "sh.toml").write_text(
+        '[channel]\nid = "sh"\nname = "上海"\ntimezone = "Asia/Shanghai"\nprerender_hours = 1\n\n'
+        f'[[slot]]\nname = "later"\nat = {airs.strftime("%Y-%m-%dT%H:%M:%SZ")}\nscript = "short.md"\n',
+        encoding="utf-8")
+    project.write_config(extra=f'[daemon]\nmetrics_port = {free_port()}\nhttp_port = 0\nstop_timeout = 5\n'
+                               'timezone = "America/New_York"\n')
+    with Daemon(project, MACHINE) as daemon:
+        daemon.wait_log(r"on air: 1 channels")
+        state = _status(project)
+        channels = state["channels"]
+        assert isinstance(channels, list)
+        assert channels[0]["next"] == {"script": "short.md", "slot": "later",
+                                       "at": airs.astimezone(SHANGHAI).isoformat()}, channels
+        shown = project.run("status", env=MACHINE)
+        assert shown.returncode == 0, shown.stderr
+        assert f"next    short.md  (slot later, {shown_time(airs, SHANGHAI, 'minutes')})" in shown.stdout, \
+            shown.stdout
+        institution_offset = shown_time(datetime.now(UTC), NEW_YORK)[-6:]
+        assert re.search(rf"channels?, \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d{re.escape(institution_offset)}",
+                         shown.stdout), shown.stdout
+        first_line = daemon.log.splitlines()[0]
+        assert re.match(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{{3}}{re.escape(institution_offset)} ", first_line), \
+            first_line
+        assert daemon.stop() == 0
+
+
+def test_the_daemon_log_names_the_next_airing_on_its_channel_clock(project: Project) -> None:
+    project.script("short.md", script_text("各位观众，大家好。", title="短通知"))
+    (project.root / "schedules").mkdir()
+    airs = (datetime.now(UTC) + timedelta(minutes=30)).replace(second=0, microsecond=0)
+    (project.root / "schedules" / "ny.toml").write_text(
+        '[channel]\nid = "ny"\nname = "ny"\ntimezone = "America/New_York"\n\n'
+        f'[[slot]]\nname = "soon"\nat = {airs.strftime("%Y-%m-%dT%H:%M:%SZ")}\nscript = "short.md"\n',
+        encoding="utf-8")
+    project.write_config(extra=f'[daemon]\nmetrics_port = {free_port()}\nhttp_port = 0\nstop_timeout = 5\n')
+    with Daemon(project, MACHINE) as daemon:
+        daemon.wait_log(re.escape(f"next: ny short.md at {shown_time(airs, NEW_YORK, 'minutes')}"))
+        assert daemon.stop() == 0

@@ -16,12 +16,16 @@ import pytest
 
 from anchor.clock import read_time, shown_time
 from anchor.store import Airing, Outcome, open_store
-from tests.conftest import Project, no_traceback, script_text
+from tests.conftest import Project, clock_now, no_traceback, script_text
 from tests.daemon_harness import Daemon, free_port
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # the institution's default clock
 NEW_YORK = ZoneInfo("America/New_York")  # a channel on another clock, so the tests see which one is used
 MACHINE = {"TZ": "UTC"}  # this machine's clock, which no time a person writes or reads is on
+
+# Dated: "today", "yesterday" and the next airing are read from the clock; `make test` runs these again with the
+# clock a year ahead.
+pytestmark = pytest.mark.dated
 
 
 # -- reading: the one function every option goes through -------------------------------------------------
@@ -50,7 +54,7 @@ def test_each_written_form_is_read_on_the_given_clock(zone: ZoneInfo) -> None:
 
 def test_a_time_that_is_none_of_the_forms_names_them() -> None:
     with pytest.raises(ValueError, match=r"'last week' is not a time: write today, yesterday, 7d, 12h"):
-        read_time("last week", SHANGHAI, datetime.now(UTC))
+        read_time("last week", SHANGHAI, clock_now())
 
 
 def test_a_time_is_shown_on_one_clock_with_its_offset() -> None:
@@ -119,7 +123,7 @@ def test_history_since_a_date_lists_the_airings_of_that_date_on_the_channel_cloc
 def test_since_reads_a_bare_day_or_time_on_the_channel_clock_else_the_institutions(project: Project,
                                                                                    form: str) -> None:
     _site(project)
-    now = datetime.now(UTC)
+    now = clock_now()
 
     def boundary(zone: ZoneInfo) -> datetime:
         today = now.astimezone(zone).date()
@@ -143,7 +147,7 @@ def test_since_reads_a_bare_day_or_time_on_the_channel_clock_else_the_institutio
 @pytest.mark.parametrize(("written", "span"), [("7d", timedelta(days=7)), ("12h", timedelta(hours=12))])
 def test_since_a_span_counts_back_from_now(project: Project, written: str, span: timedelta) -> None:
     _site(project)
-    rows = _around({"span": datetime.now(UTC) - span})
+    rows = _around({"span": clock_now() - span})
     _log(project, rows)
     assert _history_slots(project, "--since", written) == {"span-after"}
     assert _history_slots(project, "--channel", "ny", "--since", written) == {"span-after"}
@@ -151,7 +155,7 @@ def test_since_a_span_counts_back_from_now(project: Project, written: str, span:
 
 def test_report_plan_and_audit_export_read_times_the_same_way(project: Project) -> None:
     _site(project)
-    now = datetime.now(UTC)
+    now = clock_now()
     rows = _around({"today": datetime.combine(now.astimezone(SHANGHAI).date(), time(0), tzinfo=SHANGHAI)}, "sh")
     _log(project, rows)
     ranked = project.run("report", "--since", "today", "--csv", env=MACHINE)
@@ -198,7 +202,7 @@ def test_approvals_are_shown_on_the_institutions_clock(project: Project) -> None
     assert approved.returncode == 0, approved.stderr
     listed = project.run("approvals", env=MACHINE)
     assert listed.returncode == 0, listed.stderr
-    offset = shown_time(datetime.now(UTC), NEW_YORK)[-6:]
+    offset = shown_time(clock_now(), NEW_YORK)[-6:]
     assert re.search(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d{re.escape(offset)}", listed.stdout), listed.stdout
 
 
@@ -217,7 +221,7 @@ def test_status_shows_the_next_airing_beyond_the_prerender_horizon(project: Proj
     daemon's log lines are on the institution's clock."""
     project.script("short.md", script_text("各位观众，大家好。", title="短通知"))
     (project.root / "schedules").mkdir()
-    airs = (datetime.now(UTC) + timedelta(hours=3)).replace(second=0, microsecond=0)
+    airs = (clock_now() + timedelta(hours=3)).replace(second=0, microsecond=0)
     (project.root / "schedules" / "sh.toml").write_text(
         '[channel]\nid = "sh"\nname = "上海"\ntimezone = "Asia/Shanghai"\nprerender_hours = 1\n\n'
         f'[[slot]]\nname = "later"\nat = {airs.strftime("%Y-%m-%dT%H:%M:%SZ")}\nscript = "short.md"\n',
@@ -235,7 +239,7 @@ def test_status_shows_the_next_airing_beyond_the_prerender_horizon(project: Proj
         assert shown.returncode == 0, shown.stderr
         assert f"next    short.md  (slot later, {shown_time(airs, SHANGHAI, 'minutes')})" in shown.stdout, \
             shown.stdout
-        institution_offset = shown_time(datetime.now(UTC), NEW_YORK)[-6:]
+        institution_offset = shown_time(clock_now(), NEW_YORK)[-6:]
         assert re.search(rf"channels?, \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d{re.escape(institution_offset)}",
                          shown.stdout), shown.stdout
         first_line = daemon.log.splitlines()[0]
@@ -247,7 +251,7 @@ def test_status_shows_the_next_airing_beyond_the_prerender_horizon(project: Proj
 def test_the_daemon_log_names_the_next_airing_on_its_channel_clock(project: Project) -> None:
     project.script("short.md", script_text("各位观众，大家好。", title="短通知"))
     (project.root / "schedules").mkdir()
-    airs = (datetime.now(UTC) + timedelta(minutes=30)).replace(second=0, microsecond=0)
+    airs = (clock_now() + timedelta(minutes=30)).replace(second=0, microsecond=0)
     (project.root / "schedules" / "ny.toml").write_text(
         '[channel]\nid = "ny"\nname = "ny"\ntimezone = "America/New_York"\n\n'
         f'[[slot]]\nname = "soon"\nat = {airs.strftime("%Y-%m-%dT%H:%M:%SZ")}\nscript = "short.md"\n',

@@ -65,9 +65,11 @@ breaker_cooldown = 60
 
     def run(self, *args: str, timeout: float = CLI_TIMEOUT,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """`anchor --config anchor.toml ARGS…` as a user would run it."""
+        """`anchor --config anchor.toml ARGS…` as a user would run it, on a terminal wide enough that no
+        problem folds: tests match what a problem says, and a temporary path's length (xdist's workers add a
+        folder) must not move a fold into the phrase. The tests of folding set COLUMNS themselves."""
         env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-               "COLUMNS": "200", "PYTHONUNBUFFERED": "1", **(env or {})}
+               "COLUMNS": "1000", "PYTHONUNBUFFERED": "1", **(env or {})}
         return subprocess.run([sys.executable, "-m", "anchor", "--config", str(self.config), *args],
                               cwd=self.root, env=env, capture_output=True, text=True, timeout=timeout)
 

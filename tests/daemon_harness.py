@@ -27,6 +27,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Seconds a daemon may take from its start to a first slot it can air on time, its first render included: under
+# `make test` six workers share two cores, and a daemon then starts in up to ten seconds instead of one.
+STARTUP = 15
+
+
 def at(seconds: float) -> str:
     """A TOML date-time `seconds` from now, whole seconds, UTC."""
     return (clock_now() + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")

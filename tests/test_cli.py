@@ -18,9 +18,6 @@ from rich.cells import cell_len
 from anchor.store import Airing, Outcome, open_store
 from tests.conftest import REPO, Project, no_traceback
 
-# Dated: the sample channels are planned from the clock; `make test` runs these again with the clock a year ahead.
-pytestmark = pytest.mark.dated
-
 
 def _columns_used(text: str) -> int:
     return max((cell_len(line) for line in text.splitlines()), default=0)
@@ -55,6 +52,7 @@ def test_voices_by_language_lists_each_espeak_voice_once(project: Project) -> No
     assert set(_voice_names(both.stdout)) == {"yue", "yue-latn-jyutping"}
 
 
+@pytest.mark.dated  # the sample channels, planned from the clock
 def test_plan_and_history_fit_80_columns_with_labelled_channel_times(bundled: Project) -> None:
     env = {"COLUMNS": "80"}
     planned = bundled.run("plan", "--from", "2026-12-04T08:00+08:00", "--hours", "12", env=env)
@@ -91,6 +89,7 @@ def _absolute_dates(value: object, where: str) -> list[str]:
     return []
 
 
+@pytest.mark.dated  # the sample channels, planned from the clock
 def test_sample_schedules_hold_no_one_off_instant_and_check_warns_about_nothing_bundled(bundled: Project) -> None:
     """A sample slot with a one-off `at` goes stale: once the instant passes, every command warns that it will
     not air. Any other date goes stale silently: a season's `from`/`until`, a dated [[blackout]], an

@@ -16,6 +16,7 @@ import pytest
 from anchor.content import load_script
 from tests.conftest import Project
 from tests.daemon_harness import (
+    STARTUP,
     Daemon,
     at,
     channel,
@@ -37,7 +38,7 @@ def site(project: Project) -> tuple[Project, int]:
 
 def test_airs_each_slot_on_time_logs_it_once_and_reports_it(site: tuple[Project, int], tmp_path: Path) -> None:
     project, port = site
-    channel(project, slot("one", f"at = {at(6)}") + slot("two", f"at = {at(14)}"))
+    channel(project, slot("one", f"at = {at(STARTUP)}") + slot("two", f"at = {at(STARTUP + 8)}"))
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify.sock"))
     notify.settimeout(0.2)
@@ -84,10 +85,9 @@ def test_airs_each_slot_on_time_logs_it_once_and_reports_it(site: tuple[Project,
     assert text.index("READY=1") < text.index("STOPPING=1")
 
 
-@pytest.mark.dated
 def test_killed_mid_airing_then_restarted(site: tuple[Project, int]) -> None:
     project, _ = site
-    channel(project, slot("long", f"at = {at(10)}", "long.md") + slot("after", f"at = {at(45)}"))
+    channel(project, slot("long", f"at = {at(STARTUP + 5)}", "long.md") + slot("after", f"at = {at(STARTUP + 40)}"))
     aired_dir = project.root / "data" / "aired" / "t"
     with Daemon(project) as first:
         deadline = time.monotonic() + 60
@@ -223,7 +223,7 @@ def test_a_full_data_disk_is_logged_and_survived(site: tuple[Project, int], smal
     project, port = site
     project.script("fresh.md", "+++\ntitle = \"新内容\"\n+++\n\n磁盘满的时候，这一条没法渲染。\n")
     project.script("later.md", "+++\ntitle = \"恢复\"\n+++\n\n空间回来了，这一条照常播出。\n")
-    path = channel(project, slot("before", f"at = {at(6)}"))
+    path = channel(project, slot("before", f"at = {at(STARTUP)}"))
     with Daemon(project) as daemon:
         wait_rows(project, lambda r: final(r, "before"), timeout=60)
         filler = _fill(small_data_disk)
@@ -303,7 +303,7 @@ def test_a_clean_stop_mid_airing_logs_one_line_and_no_traceback(site: tuple[Proj
     """SIGTERM (systemctl stop, Ctrl-C) while a program is on air: the airing is logged `interrupted`, with
     its end, in one log line; nothing else complains, and every line carries its time."""
     project, _ = site
-    channel(project, slot("long", f"at = {at(6)}", "long.md"))
+    channel(project, slot("long", f"at = {at(STARTUP)}", "long.md"))
     with Daemon(project) as daemon:
         daemon.wait_log(r"airing 'long.md' to", timeout=60)
         time.sleep(1.0)
@@ -323,7 +323,7 @@ def test_each_channel_file_stands_alone_and_keeps_its_last_good_version(site: tu
     edit to another channel still airs, and once a file has loaded, breaking it later — even across a
     restart — airs its last good version."""
     project, _ = site
-    good = channel(project, slot("a1", f"at = {at(8)}") + slot("later", f"at = {at(45)}"), name="a")
+    good = channel(project, slot("a1", f"at = {at(STARTUP)}") + slot("later", f"at = {at(STARTUP + 37)}"), name="a")
     broken = channel(project, slot("b1", f"at = {at(10)}"), name="b")
     broken.write_text(broken.read_text(encoding="utf-8") + "[[slot]\n", encoding="utf-8")  # a syntax error
     with Daemon(project) as daemon:
@@ -385,7 +385,7 @@ def test_killed_just_after_an_airing_starts_it_is_never_aired_twice(site: tuple[
     """SIGKILL within a blink of the start (the start time may not be written yet): after the restart the
     airing is `interrupted` with an end, not aired again; no part file is left in the aired folder."""
     project, _ = site
-    channel(project, slot("cut", f"at = {at(10)}", "long.md") + slot("after", f"at = {at(40)}"))
+    channel(project, slot("cut", f"at = {at(STARTUP + 5)}", "long.md") + slot("after", f"at = {at(STARTUP + 35)}"))
     aired = project.root / "data" / "aired" / "t"
     with Daemon(project) as first:
         first.wait_log(r"airing 'long\.md' to", timeout=60)
@@ -406,7 +406,7 @@ def test_a_restart_into_a_full_disk_airs_and_settles_the_crash_later(site: tuple
     """Killed mid-airing, restarted while the data disk is full: the daemon stays up (no restart loop with
     nothing on air) and marks the cut airing interrupted once the disk has room again."""
     project, _ = site
-    channel(project, slot("cut", f"at = {at(10)}", "long.md"))
+    channel(project, slot("cut", f"at = {at(STARTUP + 5)}", "long.md"))
     with Daemon(project) as first:
         first.wait_log(r"airing 'long\.md' to", timeout=60)
         first.kill()
@@ -429,7 +429,7 @@ def test_rows_a_full_disk_refused_survive_a_crash(site: tuple[Project, int], sma
     database takes the row. The restart writes it as aired from the space reserved on the data disk — not
     missed, not aired a second time by the catch-up."""
     project, _ = site
-    path = channel(project, slot("before", f"at = {at(6)}"))
+    path = channel(project, slot("before", f"at = {at(STARTUP)}"))
     with Daemon(project) as first:
         wait_rows(project, lambda r: final(r, "before"), timeout=60)
         filler = _fill(small_data_disk)

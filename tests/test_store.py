@@ -12,7 +12,7 @@ import pytest
 
 from anchor.store import Airing, AsRunLog, Outcome, RotationState, RotationStep, StoreError, open_engine
 from tests.conftest import Project, clock_now
-from tests.daemon_harness import Daemon, at, channel, final, free_port, setup_site, slot, wait_rows
+from tests.daemon_harness import STARTUP, Daemon, at, channel, final, free_port, setup_site, slot, wait_rows
 
 # Dated: recovery compares planned instants with the clock; `make test` runs these again with the clock a year ahead.
 pytestmark = pytest.mark.dated
@@ -94,7 +94,7 @@ def test_two_writers_sealing_at_once_keep_one_chain(asrun_url: str) -> None:
 
 def test_daemon_logs_to_postgres_and_history_reads_it(project: Project, postgres: str) -> None:
     setup_site(project, free_port(), database_url=postgres)
-    channel(project, slot("pg", f"at = {at(6)}"))
+    channel(project, slot("pg", f"at = {at(STARTUP)}"))
     with Daemon(project) as daemon:
         found = wait_rows(project, lambda r: final(r, "pg"), timeout=60, database_url=postgres)
         assert daemon.stop() == 0

@@ -265,7 +265,7 @@ def test_the_unit_is_active_only_once_the_daemon_says_ready(booted: Booted) -> N
     assert any(t["MainPID"] != "0" for t in before), f"never saw the daemon running before READY: {trace}"
     assert all(t["StatusText"] == "" for t in before), trace
     # … and the datagram that carried READY=1 carried the STATUS= the unit shows.
-    assert re.fullmatch(r"next: t short\.md at \S+", ready["StatusText"]), ready
+    assert re.fullmatch(r"next: t short\.md at \d{4}-\d\d-\d\d \d\d:\d\d[+-]\d\d:\d\d", ready["StatusText"]), ready
     assert int(ready["ActiveEnterTimestampMonotonic"]) > int(ready["ExecMainStartTimestampMonotonic"])
     booted.timings["exec → READY"] = (int(ready["ActiveEnterTimestampMonotonic"])
                                       - int(ready["ExecMainStartTimestampMonotonic"])) / 1e6

@@ -252,15 +252,15 @@ class Daemon:
     # -- heartbeat --------------------------------------------------------------------------------------
 
     async def _count_unapproved(self, now: datetime) -> None:
-        """anchor_unapproved_airings: airings of the next 24 hours whose script's text is not approved."""
-        gated = [c for c in self.channels if c.approval_required]
-        if not gated:
+        """anchor_unapproved_airings: airings of the next 24 hours whose script's text will not air — not
+        approved on a channel that requires it, or holding a listed claim no approval accepted, on any channel."""
+        if not self.channels:
             return
         planned = await self._plan(now, now + OUTLOOK)
         book = await self.approvals.book(fresh=True)
-        outlook = await asyncio.to_thread(approval_outlook, planned, {c.id: c for c in gated}, book,
-                                          self.settings.scripts_dir)
-        for channel in gated:
+        outlook = await asyncio.to_thread(approval_outlook, planned, {c.id: c for c in self.channels}, book,
+                                          self.settings.scripts_dir, await self.programs.screen())
+        for channel in self.channels:
             UNAPPROVED_AIRINGS.labels(channel.id).set(sum(
                 1 for p in planned if p.channel == channel.id and outlook.get(p.key, Outlook(p.script, None)).reason))
 

@@ -120,6 +120,7 @@ AIRING_INFO = Gauge(
 
 # Content governance.
 UNAPPROVED_AIRINGS = Gauge(
-    "anchor_unapproved_airings", "Planned airings in the next 24 hours whose script's current text is not "
-    "approved (they will be skipped, or air their fallback).", ["channel"],
+    "anchor_unapproved_airings", "Planned airings in the next 24 hours whose script's current text will not air: "
+    "not approved where the channel requires it, or holding a listed claim no approval accepted (they will be "
+    "skipped, or air their fallback).", ["channel"],
 )

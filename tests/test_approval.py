@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import urllib.request
 
 import pytest
 
@@ -148,6 +150,12 @@ def test_a_text_with_a_listed_claim_airs_on_no_channel_until_an_approval_of_it_a
     path = channel(project, slot("claim", f"at = {at(12)}", script="cure.md")
             + slot("covered", f"at = {at(14)}", script="cure.md", fallback="spare.md"))
     with Daemon(project) as daemon:
+        daemon.wait_log(r"on air: 1 channels")
+        # The operator's alert counts both airings the claim keeps off (one skipped, one airing its fallback),
+        # on a channel that does not require approval too.
+        port = re.search(r"metrics_port = (\d+)", project.config.read_text(encoding="utf-8")).group(1)
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert 'anchor_unapproved_airings{channel="t"} 2.0' in metrics, metrics
         wait_rows(project, lambda r: final(r, "claim", "covered"), timeout=60)
         # Accepted by name in an approval of this very text, the claim airs, on this channel too.
         _approve(project, "cure.md", "--accept", "保证治愈=引用药品说明书原文", "--accept", "无副作用=引用药品说明书原文")

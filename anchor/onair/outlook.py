@@ -77,7 +77,8 @@ class ApprovalOutlook:
 
 
 def approval_outlook(planned: Iterable[PlannedAiring], channels: dict[str, Channel], book: ApprovalBook,
-                     scripts_dir: Path) -> dict[str, Outlook]:
-    """PlannedAiring.key → Outlook, for the airings of channels that require approval."""
-    seeing = ApprovalOutlook(channels, book, scripts_dir)
+                     scripts_dir: Path, screen: Screen | None = None) -> dict[str, Outlook]:
+    """PlannedAiring.key → Outlook, for the airings of channels that require approval — and, given the word
+    lists, of every channel."""
+    seeing = ApprovalOutlook(channels, book, scripts_dir, screen)
     return {item.key: seen for item in planned if (seen := seeing.of(item)) is not None}

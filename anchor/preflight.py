@@ -10,20 +10,21 @@ import shutil
 import stat
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from anchor.avatar.face import load_avatar
-from anchor.avatar.fonts import font_installed
 from anchor.config import Settings
 from anchor.outputs import OUTPUTS
-from anchor.ports import in_use, listener, probe
 from anchor.problems import InputError, Problem
 from anchor.registry import Registry
-from anchor.schedule.channel import Channel, ChannelFile, read_channel_files
 from anchor.speech.engines import ENGINES
 from anchor.tomlsource import TomlSource, read_text, validation_problems
+
+# Every command checks its settings here, and most read no channel: the channel files, avatars, fonts and ports
+# are imported by the checks that use them (they are a fifth of `anchor say`'s start-up).
+if TYPE_CHECKING:
+    from anchor.schedule.channel import Channel, ChannelFile
 
 
 def settings_problems(settings: Settings) -> list[Problem]:
@@ -105,6 +106,8 @@ def channel_problems(settings: Settings, channel: Channel) -> list[Problem]:
         problems.append(Problem(channel.source, channel.lines.get("output"), f"no OBS connection named "
                                 f"'{ref.target}'", f"declared connections: {known}", "channel.output"))
     if channel.avatar is not None:
+        from anchor.avatar.face import load_avatar
+
         try:
             load_avatar(channel.avatar)
         except InputError as exc:  # it airs without its avatar (a still background), so a warning
@@ -128,6 +131,8 @@ def readiness_problems(settings: Settings, channels: list[Channel]) -> list[Prob
         if shutil.which(binary) is None:
             problems.append(Problem(where, None, f"the offline voice ({binary}) is not installed: when the cloud "
                                     "voice fails, airings fail", "apt-get install espeak-ng", warning=True))
+    from anchor.avatar.fonts import font_installed
+
     kinds = sorted({c.output.kind for c in channels} & set(OUTPUTS.names()))
     for kind in kinds:
         font = getattr(OUTPUTS.get(kind).settings_from(settings), "font", None)
@@ -145,6 +150,8 @@ DAEMON_PORTS = ("metrics_port", "http_port")  # settings of [daemon]; each has i
 def port_problems(settings: Settings) -> list[Problem]:
     """The daemon's ports another program holds (or this PC cannot listen on), each naming the setting that
     moves it. Blocking (it reads /proc): call it in a thread."""
+    from anchor.ports import probe
+
     problems = []
     for setting in DAEMON_PORTS:
         host, port = getattr(settings.daemon, setting.replace("port", "host")), getattr(settings.daemon, setting)
@@ -157,6 +164,8 @@ def port_problems(settings: Settings) -> list[Problem]:
 def port_problem(settings: Settings, setting: str, error: OSError) -> Problem:
     """One line for a [daemon] port that cannot be listened on: by whom it is held (as far as this PC tells),
     and the setting and file that move it. Blocking (it reads /proc)."""
+    from anchor.ports import in_use, listener
+
     host_setting = setting.replace("port", "host")
     host, port = getattr(settings.daemon, host_setting), getattr(settings.daemon, setting)
     source = settings.source or Path("anchor.toml")
@@ -182,6 +191,8 @@ def checked_settings(settings: Settings) -> Settings:
 def checked_channel_files(settings: Settings) -> list[ChannelFile]:
     """Every channel file, checked against the backends too: a channel with a backend problem is dropped
     from its file's result, with the problems beside it."""
+    from anchor.schedule.channel import ChannelFile, read_channel_files
+
     checked = []
     for found in read_channel_files(settings):
         read = found.channel or found.draft  # a file with errors is checked as far as it could be read

@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from anchor.avatar.clips import ClipPicture, ClipRequest, LowerThird
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the clip maker (and asyncio) loads with the first airing, not with every settings check
+    from anchor.avatar.clips import ClipPicture, ClipRequest, LowerThird
     from anchor.config import OutputRef
     from anchor.config import Settings as AppSettings
     from anchor.program import Program
@@ -75,6 +74,8 @@ class ClipOutputSettings(OutputSettings):
         return "0x" + match.group(1).lower()
 
     def picture(self, *, subtitles: bool, lower_third: LowerThird | None) -> ClipPicture:
+        from anchor.avatar.clips import ClipPicture
+
         return ClipPicture(self.width, self.height, self.fps, self.background, subtitles, self.font, lower_third)
 
 
@@ -97,10 +98,14 @@ class Cue:
 
     @property
     def clip_request(self) -> ClipRequest:
+        from anchor.avatar.clips import ClipRequest
+
         return ClipRequest(self.program.key, self.program.files, self.program.script)
 
     @property
     def lower_third(self) -> LowerThird:
+        from anchor.avatar.clips import LowerThird
+
         return LowerThird(self.channel_name, self.program.title)
 
 

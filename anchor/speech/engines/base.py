@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from anchor.content import Prosody
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the script reader's regexes load with the first script, not with every settings check
     import numpy as np
 
     from anchor.config import Settings as AppSettings
+    from anchor.content import Prosody
     from anchor.speech.reading import SpeechText
 
 

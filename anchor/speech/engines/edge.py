@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from anchor.content import Prosody
 from anchor.speech.engines import register
 from anchor.speech.engines.base import (
     EngineError,
@@ -24,6 +24,9 @@ from anchor.speech.engines.base import (
     WordTiming,
     language_lookup,
 )
+
+if TYPE_CHECKING:  # the script reader loads with the first script, not with a settings check
+    from anchor.content import Prosody
 
 EDGE_SAMPLE_RATE = 24000  # the service's only output: mp3, 24 kHz mono
 TICKS_PER_SECOND = 10_000_000

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from anchor.content import Prosody
 from anchor.process import ProgramMissing, ProgramTimeout, run_program
 from anchor.speech.engines import register
 from anchor.speech.engines.base import (
@@ -20,6 +20,9 @@ from anchor.speech.engines.base import (
     language_lookup,
 )
 from anchor.speech.reading import SpeechText
+
+if TYPE_CHECKING:  # the script reader loads with the first script, not with a settings check
+    from anchor.content import Prosody
 
 DEFAULT_SPEED_WPM = 175
 PINYIN_VOICES = frozenset({"cmn-latn-pinyin"})  # read tone-numbered pinyin; its plain `cmn` misreads polyphones

@@ -75,8 +75,6 @@ def render(
     """Render scripts into Programs: normalized speech audio plus subtitles."""
     import asyncio
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from anchor.cli.tables import Column, write_table
     from anchor.program import RenderError, render_program
     from anchor.speech.cache import ProgramCache
@@ -114,6 +112,9 @@ def render(
 
     try:
         if all_scripts:
+            # Only --all shows a progress bar: one script spares its start-up the bar's import.
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=err(), transient=True) as progress:
                 asyncio.run(run_all(progress))

@@ -144,3 +144,11 @@ def test_the_readme_commands_work_after_make_run(bundled: Project, tmp_path: Pat
         no_traceback(result)
         assert result.returncode == 0, (command, result.stdout[-2000:], result.stderr[-2000:])
 
+
+
+def test_say_shows_the_written_words_exactly_as_given(project: Project) -> None:
+    """`:star:` and `[b]` are words a script may hold: say shows them as written, not as an emoji or markup."""
+    result = project.run("say", "请按:star:键 [b]1[/b]")
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "written  请按:star:键 [b]1[/b]"

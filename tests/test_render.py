@@ -205,3 +205,21 @@ def test_cache_evicts_least_recently_used_beyond_its_size(project: Project) -> N
     three = asyncio.run(render_program(scripts["three.md"], settings, chain, small))
     assert one.directory.exists() and three.directory and three.directory.exists()
     assert not two.directory.exists()  # the least recently used went
+
+
+def test_a_cached_render_with_a_configured_voice_starts_no_espeak(project: Project) -> None:
+    """The second render of a script is its cached Program: espeak-ng (whose voice anchor.toml names) is not
+    asked for its voice list, a process the cache hit would wait for."""
+    calls = project.root / "espeak-calls.log"
+    wrapper = project.root / "espeak-logged"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> "{calls}"\nexec espeak-ng "$@"\n', encoding="utf-8")
+    wrapper.chmod(0o755)
+    project.write_config(f'\n[speech.engines.espeak]\nbinary = "{wrapper}"\n')
+    project.script("short.md", script_text("请拨打12309。"))
+    first = project.run("render", "short.md", "--out", "out")
+    assert first.returncode == 0, first.stderr
+    calls.write_text("", encoding="utf-8")
+    second = project.run("render", "short.md", "--out", "out")
+    assert second.returncode == 0, second.stderr
+    assert json.loads((project.root / "out" / "program.json").read_text())["cache_hit"] is True
+    assert calls.read_text(encoding="utf-8") == ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 from typing import TYPE_CHECKING
 
 from pydantic import Field
@@ -84,9 +85,8 @@ class EspeakEngine(SpeechEngine):
         return self._voices
 
     async def resolve_voice(self, language: str, requested: str | None) -> str:
-        known = {v.name.lower() for v in await self.list_voices()}
         if requested:
-            if requested.split("+")[0].lower() in known:
+            if requested.split("+")[0].lower() in {v.name.lower() for v in await self.list_voices()}:
                 return requested
             raise UnknownVoice(f"espeak-ng has no voice '{requested}' (`anchor voices --engine espeak` lists them)")
         voice = language_lookup(self.settings.voices, language)
@@ -98,6 +98,10 @@ class EspeakEngine(SpeechEngine):
         if voice is None:
             raise UnknownVoice(f"no espeak-ng voice for language '{language}': add it under "
                                f"[speech.engines.espeak.voices] in anchor.toml")
+        # A configured voice needs no voice list (espeak-ng --voices, a process a cached render would wait
+        # for); that espeak-ng is there to read it is all that is checked.
+        if shutil.which(self.settings.binary) is None:
+            raise EngineError(f"{self.settings.binary} is not installed (apt-get install espeak-ng)", transient=False)
         return voice
 
     def reads(self, text: SpeechText, voice: str) -> str:

@@ -9,6 +9,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta, tzinfo
 from datetime import time as time_of_day
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 JUMP_SECONDS = 2.0  # disagreement between the wall and monotonic clocks that counts as a step
 
@@ -23,6 +24,15 @@ class WallClockWatch:
         jump = (wall - self._last[0]) - (mono - self._last[1])
         self._last = (wall, mono)
         return jump if abs(jump) > JUMP_SECONDS else 0.0
+
+
+def zone_name(value: str) -> str:
+    """`value` when it names an IANA timezone; ValueError saying what to write otherwise (a settings validator)."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone '{value}': use an IANA name such as \"Asia/Shanghai\"") from None
+    return value
 
 
 def as_utc(value: datetime) -> datetime:

@@ -7,10 +7,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from anchor.clock import zone_name
 from anchor.problems import InputError, Problem
 from anchor.tomlsource import TomlSource, read_text, validation_problems
 
@@ -135,11 +136,7 @@ class DaemonSettings(Section):
     @field_validator("timezone")
     @classmethod
     def _zone_name(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone '{value}': use an IANA name such as \"Asia/Shanghai\"") from None
-        return value
+        return zone_name(value)
 
     @property
     def zone(self) -> ZoneInfo:

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from anchor.clock import zone_name
 from anchor.config import OutputRef, Settings
 from anchor.problems import InputError, Problem
 from anchor.schedule.calendar import ChinaWorkCalendar, load_calendar
@@ -145,11 +146,7 @@ class ChannelModel(Model):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone '{v}': use an IANA name such as \"Asia/Shanghai\"") from None
-        return v
+        return zone_name(v)
 
 
 class ChannelFileModel(Model):

@@ -215,17 +215,24 @@ def _status(project: Project) -> dict[str, object]:
         return dict(json.loads(answer.read()))
 
 
+def _one_off_channel(project: Project, channel_id: str, zone: str, slot: str, ahead: timedelta,
+                     extra: str = "") -> datetime:
+    """A channel whose one slot airs short.md `ahead` from now (whole minutes); that instant."""
+    project.script("short.md", script_text("各位观众，大家好。", title="短通知"))
+    (project.root / "schedules").mkdir()
+    airs = (clock_now() + ahead).replace(second=0, microsecond=0)
+    (project.root / "schedules" / f"{channel_id}.toml").write_text(
+        f'[channel]\nid = "{channel_id}"\nname = "{channel_id}"\ntimezone = "{zone}"\n{extra}\n'
+        f'[[slot]]\nname = "{slot}"\nat = {airs.strftime("%Y-%m-%dT%H:%M:%SZ")}\nscript = "short.md"\n',
+        encoding="utf-8")
+    return airs
+
+
 def test_status_shows_the_next_airing_beyond_the_prerender_horizon(project: Project) -> None:
     """A channel whose next airing is three hours away, with a one-hour pre-render horizon: `anchor status`
     shows it as next (the daemon plans beyond the horizon for it), on the channel's clock; the header and the
     daemon's log lines are on the institution's clock."""
-    project.script("short.md", script_text("各位观众，大家好。", title="短通知"))
-    (project.root / "schedules").mkdir()
-    airs = (clock_now() + timedelta(hours=3)).replace(second=0, microsecond=0)
-    (project.root / "schedules" / "sh.toml").write_text(
-        '[channel]\nid = "sh"\nname = "上海"\ntimezone = "Asia/Shanghai"\nprerender_hours = 1\n\n'
-        f'[[slot]]\nname = "later"\nat = {airs.strftime("%Y-%m-%dT%H:%M:%SZ")}\nscript = "short.md"\n',
-        encoding="utf-8")
+    airs = _one_off_channel(project, "sh", "Asia/Shanghai", "later", timedelta(hours=3), "prerender_hours = 1\n")
     project.write_config(extra=f'[daemon]\nmetrics_port = {free_port()}\nhttp_port = 0\nstop_timeout = 5\n'
                                'timezone = "America/New_York"\n')
     with Daemon(project, MACHINE) as daemon:
@@ -249,13 +256,7 @@ def test_status_shows_the_next_airing_beyond_the_prerender_horizon(project: Proj
 
 
 def test_the_daemon_log_names_the_next_airing_on_its_channel_clock(project: Project) -> None:
-    project.script("short.md", script_text("各位观众，大家好。", title="短通知"))
-    (project.root / "schedules").mkdir()
-    airs = (clock_now() + timedelta(minutes=30)).replace(second=0, microsecond=0)
-    (project.root / "schedules" / "ny.toml").write_text(
-        '[channel]\nid = "ny"\nname = "ny"\ntimezone = "America/New_York"\n\n'
-        f'[[slot]]\nname = "soon"\nat = {airs.strftime("%Y-%m-%dT%H:%M:%SZ")}\nscript = "short.md"\n',
-        encoding="utf-8")
+    airs = _one_off_channel(project, "ny", "America/New_York", "soon", timedelta(minutes=30))
     project.write_config(extra=f'[daemon]\nmetrics_port = {free_port()}\nhttp_port = 0\nstop_timeout = 5\n')
     with Daemon(project, MACHINE) as daemon:
         daemon.wait_log(re.escape(f"next: ny short.md at {shown_time(airs, NEW_YORK, 'minutes')}"))

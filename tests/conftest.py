@@ -37,7 +37,9 @@ class Project:
         return self.root / "scripts_content"
 
     def write_config(self, extra: str = "", engines: tuple[str, ...] = ("espeak",),
-                     edge: FakeEdgeServer | None = None, timeout: float = 3.0, retries: int = 1) -> Path:
+                     edge: FakeEdgeServer | None = None, timeout: float = 15.0, retries: int = 1) -> Path:
+        # A generous request timeout: under six test workers on two cores the fake voice can take seconds to
+        # answer, and a retry would send a sentence twice. Tests of timeouts set their own.
         engine_list = ", ".join(f'"{e}"' for e in engines)
         text = f"""
 [paths]

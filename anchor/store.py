@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -328,7 +329,7 @@ class AsRunLog:
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
 
-    def _transaction(self, body: Callable[[Session], _T], attempts: int = 5,
+    def _transaction(self, body: Callable[[Session], _T], attempts: int = 10,
                      refused: Callable[[], None] | None = None) -> _T:
         """Run `body` and commit; from the start again when another writer took the chain's end first (a
         unique constraint on the link refuses the second: on PostgreSQL, or on SQLite when the end was read
@@ -343,7 +344,8 @@ class AsRunLog:
                     session.rollback()
                     if refused is not None:
                         refused()
-                    time.sleep(0.01 * (attempt + 1))
+                    # A random wait that grows: two writers refused together must not retry in step for ever.
+                    time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
                     continue
                 return result
         raise OperationalError("seal", {}, Exception(f"the chain's end kept moving ({attempts} tries)"))

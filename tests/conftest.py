@@ -38,7 +38,7 @@ class Project:
 
     def write_config(self, extra: str = "", engines: tuple[str, ...] = ("espeak",),
                      edge: FakeEdgeServer | None = None, timeout: float = 15.0, retries: int = 1) -> Path:
-        # A generous request timeout: under six test workers on two cores the fake voice can take seconds to
+        # A generous request timeout: under several test workers on two cores the fake voice can take seconds to
         # answer, and a retry would send a sentence twice. Tests of timeouts set their own.
         engine_list = ", ".join(f'"{e}"' for e in engines)
         text = f"""

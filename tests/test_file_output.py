@@ -257,7 +257,7 @@ def test_air_without_prepare_steps_down_at_once_and_copies_across_file_systems(
     """Nothing made ready (a fresh edit): the airing does not wait for a render: it goes out at once as the
     still picture (made in a moment) and says why, while the clip is made for the next airing."""
     _no_hard_links(monkeypatch)
-    # The still takes ~0.5 s on a quiet PC; with five other test workers on two cores it can take longer than
+    # The still takes ~0.5 s on a quiet PC; with other test workers on two cores it can take longer than
     # the 1.5 s the output waits for it, and the airing would rightly go out as audio alone.
     monkeypatch.setattr("anchor.outputs.file.STILL_WAIT", 15.0)
     output = FileOutput(FileOutput.settings_from(rendered.settings), tmp_path / "fresh")

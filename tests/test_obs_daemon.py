@@ -26,7 +26,7 @@ def test_the_daemon_airs_through_obs_and_logs_missed_when_obs_is_gone(project: P
     live, gone = by_slot["live"], by_slot["gone"]
     assert live.outcome.value == "aired", live.error
     # The start is OBS's own MediaInputPlaybackStarted, at the instant (pre-roll aims at it). How close is
-    # benchmarks/obs_punctuality.py's business: OBS shares two cores with five other test workers here.
+    # benchmarks/obs_punctuality.py's business: OBS shares two cores with other test workers here.
     assert abs(live.started_at - live.planned_at) < timedelta(seconds=3)
     assert live.ended_at - live.started_at > timedelta(seconds=2)
     assert gone.outcome.value == "missed" and gone.started_at is None

@@ -14,10 +14,8 @@ from anchor.store import Airing, AsRunLog, Outcome, RotationState, RotationStep,
 from tests.conftest import Project, clock_now
 from tests.daemon_harness import STARTUP, Daemon, at, channel, final, free_port, setup_site, slot, wait_rows
 
-# Dated: recovery compares planned instants with the clock; `make test` runs these again with the clock a year ahead.
-pytestmark = pytest.mark.dated
 
-
+@pytest.mark.dated  # recovery compares planned instants with the clock
 def test_one_row_per_planned_airing_on_postgres(postgres: str, now: datetime) -> None:
     log = AsRunLog(open_engine(postgres))
     # Rows are stamped by the clock, so the instants are tomorrow's: a recovery "now" of 04:00 then
